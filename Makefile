@@ -1,0 +1,54 @@
+# The README's two commands: `make dev` (local stack + operator) and `make test`.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+
+.PHONY: install relink lint types crds-check unit e2e test dev dev-down dev-status bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml setup.py
+	python3 -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]' --config-settings editable_mode=strict
+	touch $@
+
+# The strict editable install links files one by one: re-link after adding modules.
+relink: install
+	$(BIN)/pip install -q --no-deps -e . --config-settings editable_mode=strict
+
+lint: relink
+	$(BIN)/ruff check operator tests bench
+	$(BIN)/ruff format --check operator tests bench
+	$(BIN)/lint-imports
+
+types: relink
+	$(BIN)/mypy
+
+crds-check: relink
+	$(BIN)/gamevm-operator crds --check
+
+unit: relink
+	$(BIN)/pytest -m "not e2e" -q
+
+e2e: relink
+	$(BIN)/pytest -m e2e -q
+
+test: lint types crds-check
+	$(BIN)/pytest -q
+
+dev: relink
+	$(BIN)/gamevm-operator dev up
+
+dev-down: relink
+	$(BIN)/gamevm-operator dev down
+
+dev-status: relink
+	$(BIN)/gamevm-operator dev status
+
+bench: relink
+	$(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache

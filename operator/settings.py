@@ -1,0 +1,73 @@
+"""The operator's one settings object (environment variables prefixed GAMEVM_)."""
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every tunable of the operator; built once at start-up, never at import time."""
+
+    model_config = SettingsConfigDict(env_prefix="GAMEVM_", extra="ignore")
+
+    # Scope and identity.
+    namespace: str = Field(
+        default="gamevm-system",
+        description="Namespace the operator runs in; provider credential Secrets live here.",
+    )
+    watch_namespaces: list[str] = Field(
+        default_factory=list, description="Namespaces to watch; empty means cluster-wide."
+    )
+    log_format: str = Field(default="text", description="'text' or 'json'.")
+
+    # HTTP server: heartbeat, read API, metrics, health.
+    http_host: str = Field(default="0.0.0.0", description="Bind address of the HTTP server.")  # noqa: S104
+    http_port: int = Field(default=8080, description="Port of the HTTP server.")
+
+    # Reconcile cadence.
+    observe_interval: float = Field(
+        default=5.0, gt=0, description="Seconds between observations while provisioning."
+    )
+    activity_interval: float = Field(
+        default=30.0, gt=0, description="Seconds between activity checks of running VMs."
+    )
+    wolf_probe_timeout: float = Field(
+        default=3.0, gt=0, description="Seconds to wait for Wolf's /serverinfo."
+    )
+    retry_delay: float = Field(
+        default=10.0, gt=0, description="Base delay before retrying a retryable provider error."
+    )
+
+    # Providers.
+    credentials_secret: str = Field(
+        default="gamevm-provider-credentials",
+        description="Secret (in `namespace`) with provider credentials; keys in the README.",
+    )
+    tensordock_api_url: str = Field(
+        default="https://dashboard.tensordock.com/api/v2", description="TensorDock v2 base URL."
+    )
+    tensordock_requests_per_minute: int = Field(
+        default=100, gt=0, description="Client-side rate limit (TensorDock documents 100/min)."
+    )
+    http_timeout: float = Field(default=30.0, gt=0, description="Total timeout per provider call.")
+    http_retries: int = Field(default=4, ge=0, description="Retries per provider call.")
+    cloudypad_cli: str = Field(default="cloudypad", description="Path of the CloudyPad CLI.")
+    cloudypad_timeout: float = Field(
+        default=1800.0, gt=0, description="Seconds a CloudyPad CLI call may take."
+    )
+
+    # Mongo mirror.
+    mongodb_uri: SecretStr | None = Field(
+        default=None, description="MongoDB URI; the mirror is off when unset."
+    )
+    mongodb_database: str = Field(default="gamevm", description="Database of the mirror.")
+    mongodb_timeout_ms: int = Field(
+        default=2000, gt=0, description="Server selection / socket timeout in ms."
+    )
+    mirror_resync_interval: float = Field(
+        default=300.0, gt=0, description="Seconds between full resyncs of the mirror."
+    )
+    terminated_retention_seconds: int = Field(
+        default=30 * 24 * 3600,
+        gt=0,
+        description="How long terminated VM documents are kept (TTL index).",
+    )

@@ -16,7 +16,8 @@ $(VENV)/.installed: pyproject.toml setup.py
 
 # The strict editable install links files one by one: re-link after adding modules.
 relink: install
-	$(BIN)/pip install -q --no-deps -e . --config-settings editable_mode=strict
+	@$(BIN)/pip install -q --no-deps -e . --config-settings editable_mode=strict \
+		> $(VENV)/relink.log 2>&1 || { cat $(VENV)/relink.log; exit 1; }
 
 lint: relink
 	$(BIN)/ruff check operator tests bench

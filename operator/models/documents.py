@@ -23,6 +23,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def as_utc(value: datetime) -> datetime:
+    """Naive datetimes are UTC: PyMongo returns them naive unless the client is tz_aware."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
 def _validate_location(value: dict[str, float] | None) -> dict[str, float] | None:
     if value is None:
         return None
@@ -133,7 +138,8 @@ class VMStatusResponse(BaseModel):
         """Status view; uptime counts from the session start while the VM runs."""
         uptime: int | None = None
         if doc.status is VMStatus.RUNNING and doc.started_at is not None:
-            uptime = max(0, int(((now or utcnow()) - doc.started_at).total_seconds()))
+            elapsed = as_utc(now or utcnow()) - as_utc(doc.started_at)
+            uptime = max(0, int(elapsed.total_seconds()))
         return cls(
             vm_id=doc.vm_id,
             status=doc.status,

@@ -2,9 +2,10 @@
 
 from typing import Annotated
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import Field, StringConstraints, field_validator
 
-from gamevm.models.base import SpecModel
+from gamevm.models.base import SpecModel, StatusModel
+from gamevm.models.conditions import Condition
 from gamevm.models.enums import CloudProvider, ConsoleType, VMPreset
 from gamevm.models.gamevm import GameId
 
@@ -87,21 +88,37 @@ class EmulatorConfigSpec(SpecModel):
         json_schema_extra={"x-kubernetes-validations": [_UNIQUE_GAME]},
     )
 
-    @model_validator(mode="after")
-    def _check_providers(self) -> "EmulatorConfigSpec":
-        priorities = [p.priority for p in self.preferred_providers]
+    # Field validators, not one model validator: the error's `loc` then names the field.
+    @field_validator("preferred_providers")
+    @classmethod
+    def _check_providers(cls, value: list[ProviderPreference]) -> list[ProviderPreference]:
+        priorities = [p.priority for p in value]
         if len(set(priorities)) != len(priorities):
             raise ValueError("preferred_providers priorities must be unique")
-        providers = [p.provider for p in self.preferred_providers]
+        providers = [p.provider for p in value]
         if len(set(providers)) != len(providers):
             raise ValueError("preferred_providers must list each provider at most once")
-        if not any(p.enabled for p in self.preferred_providers):
+        if not any(p.enabled for p in value):
             raise ValueError("preferred_providers needs at least one enabled provider")
-        games = [g.game_id for g in self.game_overrides]
+        return value
+
+    @field_validator("game_overrides")
+    @classmethod
+    def _check_game_overrides(cls, value: list[GameOverride]) -> list[GameOverride]:
+        games = [g.game_id for g in value]
         if len(set(games)) != len(games):
             raise ValueError("game_overrides game_id values must be unique")
-        return self
+        return value
 
     def providers_by_priority(self) -> list[ProviderPreference]:
         """Enabled and disabled entries, lowest priority number first."""
         return sorted(self.preferred_providers, key=lambda p: p.priority)
+
+
+class EmulatorConfigStatus(StatusModel):
+    """What the operator last observed of an EmulatorConfig."""
+
+    observed_generation: int | None = Field(
+        default=None, description="metadata.generation last accepted."
+    )
+    conditions: list[Condition] = Field(default_factory=list, description="Accepted, ...")

@@ -1,0 +1,268 @@
+"""Generates the CRD YAML from the pydantic models, so the schema has one source of truth.
+
+pydantic emits JSON Schema 2020-12; Kubernetes wants a structural OpenAPI v3.0 subset. The
+conversion inlines `$ref`s, turns `X | None` into an optional X, maps numeric exclusive
+bounds to the v3.0 boolean form, maps free-form dicts to x-kubernetes-preserve-unknown-fields
+and drops keywords structural schemas refuse (title, additionalProperties: false).
+"""
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel
+
+from gamevm.models.emulator_config import EmulatorConfigSpec, EmulatorConfigStatus
+from gamevm.models.gamevm import GameVMSpec, GameVMStatus
+from gamevm.models.names import (
+    EMULATORCONFIG_KIND,
+    EMULATORCONFIG_PLURAL,
+    GAMEVM_KIND,
+    GAMEVM_PLURAL,
+    GROUP,
+    VERSION,
+)
+
+CRD_FILES = {"gamevm.yaml": GAMEVM_KIND, "emulatorconfig.yaml": EMULATORCONFIG_KIND}
+"""File name -> kind. Written to crds/ and, for kustomize, to manifests/crds/."""
+KUSTOMIZE_COPY = Path("manifests") / "crds"
+
+_DROP = {"title", "additionalProperties"}
+
+
+def _inline(node: Any, defs: dict[str, Any]) -> Any:
+    if isinstance(node, list):
+        return [_inline(item, defs) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if "$ref" in node:
+        target = defs[node["$ref"].rsplit("/", 1)[-1]]
+        merged = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
+        return _inline(merged, defs)
+    if "anyOf" in node:
+        options = [o for o in node["anyOf"] if o.get("type") != "null"]
+        rest = {k: v for k, v in node.items() if k != "anyOf"}
+        if len(options) == 1:
+            merged = {**_inline(options[0], defs), **rest}
+            merged.pop("default", None) if rest.get("default") is None else None
+            return _inline(merged, defs)
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in _DROP and not (key == "additionalProperties" and value not in (False,)):
+            continue
+        if key == "additionalProperties" and value is True:
+            out["x-kubernetes-preserve-unknown-fields"] = True
+            continue
+        if key == "const":
+            out["enum"] = [value]
+            continue
+        if key in ("exclusiveMinimum", "exclusiveMaximum") and not isinstance(value, bool):
+            bound = "minimum" if key == "exclusiveMinimum" else "maximum"
+            out[bound] = value
+            out[key] = True
+            continue
+        if key == "properties":
+            out[key] = {name: _inline(prop, defs) for name, prop in value.items()}
+            continue
+        out[key] = _inline(value, defs)
+    if out.get("type") == "object" and "properties" not in out:
+        out["x-kubernetes-preserve-unknown-fields"] = True
+    if "default" in out and out["default"] is None:
+        del out["default"]
+    return out
+
+
+def openapi_schema(model: type[BaseModel], *, keep_defaults: bool = True) -> dict[str, Any]:
+    """Structural OpenAPI v3.0 schema of a model, as a CRD wants it."""
+    raw = model.model_json_schema(by_alias=True, mode="validation")
+    defs = raw.pop("$defs", {})
+    schema: dict[str, Any] = _inline(raw, defs)
+    if not keep_defaults:
+        _strip_defaults(schema)
+    return schema
+
+
+def _strip_defaults(node: Any) -> None:
+    if isinstance(node, dict):
+        node.pop("default", None)
+        for value in node.values():
+            _strip_defaults(value)
+    elif isinstance(node, list):
+        for item in node:
+            _strip_defaults(item)
+
+
+def _status_schema(model: type[BaseModel]) -> dict[str, Any]:
+    # Status defaults would be injected into every status write; the operator sets values.
+    schema = openapi_schema(model, keep_defaults=False)
+    schema["x-kubernetes-preserve-unknown-fields"] = True
+    conditions = schema["properties"]["conditions"]
+    conditions["x-kubernetes-list-type"] = "map"
+    conditions["x-kubernetes-list-map-keys"] = ["type"]
+    schema.pop("required", None)
+    return schema
+
+
+def _column(name: str, type_: str, path: str, priority: int = 0, **extra: str) -> dict[str, Any]:
+    column: dict[str, Any] = {"name": name, "type": type_, "jsonPath": path}
+    if priority:
+        column["priority"] = priority
+    column.update(extra)
+    return column
+
+
+def _crd(
+    *,
+    kind: str,
+    plural: str,
+    short_name: str,
+    scope: str,
+    spec: dict[str, Any],
+    status: dict[str, Any],
+    columns: list[dict[str, Any]],
+    root_rules: list[dict[str, str]],
+    description: str,
+) -> dict[str, Any]:
+    root: dict[str, Any] = {
+        "type": "object",
+        "description": description,
+        "required": ["spec"],
+        "properties": {
+            "apiVersion": {"type": "string"},
+            "kind": {"type": "string"},
+            "metadata": {"type": "object"},
+            "spec": spec,
+            "status": status,
+        },
+    }
+    if root_rules:
+        root["x-kubernetes-validations"] = root_rules
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {
+            "name": f"{plural}.{GROUP}",
+            "labels": {"app.kubernetes.io/name": "gamevm-operator"},
+        },
+        "spec": {
+            "group": GROUP,
+            "names": {
+                "kind": kind,
+                "listKind": f"{kind}List",
+                "plural": plural,
+                "singular": kind.lower(),
+                "shortNames": [short_name],
+                "categories": ["gaming"],
+            },
+            "scope": scope,
+            "versions": [
+                {
+                    "name": VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": columns,
+                    "schema": {"openAPIV3Schema": root},
+                }
+            ],
+        },
+    }
+
+
+def gamevm_crd() -> dict[str, Any]:
+    """The GameVM CRD."""
+    return _crd(
+        kind=GAMEVM_KIND,
+        plural=GAMEVM_PLURAL,
+        short_name="gvm",
+        scope="Namespaced",
+        spec=openapi_schema(GameVMSpec),
+        status=_status_schema(GameVMStatus),
+        description="A cloud gaming VM for one console, provisioned on the best provider.",
+        root_rules=[
+            {
+                "rule": "size(self.metadata.name) <= 63",
+                "message": "metadata.name must be at most 63 characters (it is used as a label)",
+            }
+        ],
+        columns=[
+            _column("Console", "string", ".spec.consoleType"),
+            _column("Preset", "string", ".status.preset"),
+            _column("Provider", "string", ".status.provider"),
+            _column("Phase", "string", ".status.phase"),
+            _column("IP", "string", ".status.ipAddress"),
+            _column("Age", "date", ".metadata.creationTimestamp"),
+            _column("Region", "string", ".status.region", priority=1),
+            _column("Cost/h", "number", ".status.costPerHour", priority=1),
+            _column("Last Activity", "date", ".status.lastActivity", priority=1),
+        ],
+    )
+
+
+def emulatorconfig_crd() -> dict[str, Any]:
+    """The EmulatorConfig CRD (cluster-scoped, one per console)."""
+    return _crd(
+        kind=EMULATORCONFIG_KIND,
+        plural=EMULATORCONFIG_PLURAL,
+        short_name="emucfg",
+        scope="Cluster",
+        spec=openapi_schema(EmulatorConfigSpec),
+        status=_status_schema(EmulatorConfigStatus),
+        description="Console requirements and provider preferences; the name is the console.",
+        root_rules=[
+            {
+                "rule": "self.metadata.name == self.spec.consoleType",
+                "message": "metadata.name must equal spec.consoleType (one config per console)",
+            }
+        ],
+        columns=[
+            _column("Console", "string", ".spec.consoleType"),
+            _column("Default Preset", "string", ".spec.defaultPreset"),
+            _column("GPU", "boolean", ".spec.requiresGpu"),
+            _column("Max Hours", "integer", ".spec.maxSessionHours"),
+            _column("Age", "date", ".metadata.creationTimestamp"),
+        ],
+    )
+
+
+_BUILDERS = {GAMEVM_KIND: gamevm_crd, EMULATORCONFIG_KIND: emulatorconfig_crd}
+
+
+def render_crds() -> dict[str, str]:
+    """File name -> YAML text."""
+    header = "# Generated by `gamevm-operator crds` from operator/models. Do not edit.\n"
+    return {
+        name: header + yaml.safe_dump(_BUILDERS[kind](), sort_keys=False, width=100)
+        for name, kind in CRD_FILES.items()
+    }
+
+
+def _targets(out: str | Path) -> list[Path]:
+    folder = Path(out)
+    targets = [folder]
+    if folder == Path("crds"):
+        targets.append(KUSTOMIZE_COPY)
+    return targets
+
+
+def write_crds(out: str | Path = "crds") -> list[Path]:
+    """Write the CRDs (and the kustomize copy when writing the default folder)."""
+    written = []
+    for folder in _targets(out):
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, text in render_crds().items():
+            path = folder / name
+            path.write_text(text)
+            written.append(path)
+    return written
+
+
+def check_crds(out: str | Path = "crds") -> list[Path]:
+    """Paths whose content differs from what the models generate."""
+    stale = []
+    for folder in _targets(out):
+        for name, text in render_crds().items():
+            path = folder / name
+            if not path.exists() or path.read_text() != text:
+                stale.append(path)
+    return stale

@@ -1,0 +1,7 @@
+"""Registers the fixture plugins of each area (one module per area, owned by that area)."""
+
+pytest_plugins = [
+    "tests.fixtures.stack",
+    "tests.fixtures.mongo",
+    "tests.fixtures.simulators",
+]

@@ -18,6 +18,9 @@ class Settings(BaseSettings):
         default_factory=list, description="Namespaces to watch; empty means cluster-wide."
     )
     log_format: str = Field(default="text", description="'text' or 'json'.")
+    kube_client_threads: int = Field(
+        default=16, ge=1, description="Threads for the (synchronous) Kubernetes client."
+    )
 
     # HTTP server: heartbeat, read API, metrics, health.
     http_host: str = Field(default="0.0.0.0", description="Bind address of the HTTP server.")  # noqa: S104
@@ -50,7 +53,33 @@ class Settings(BaseSettings):
     )
     http_timeout: float = Field(default=30.0, gt=0, description="Total timeout per provider call.")
     http_retries: int = Field(default=4, ge=0, description="Retries per provider call.")
+    http_backoff_base: float = Field(
+        default=0.5, gt=0, description="Base seconds of the full-jitter exponential backoff."
+    )
+    http_backoff_max: float = Field(
+        default=30.0, gt=0, description="Cap in seconds of one backoff or Retry-After wait."
+    )
+    tensordock_image: str = Field(
+        default="ubuntu2404", description="TensorDock v2 image for new instances."
+    )
+    tensordock_storage_gb: int = Field(
+        default=100, ge=100, description="Disk per TensorDock instance (v2 minimum is 100 GB)."
+    )
     cloudypad_cli: str = Field(default="cloudypad", description="Path of the CloudyPad CLI.")
+    cloudypad_home: str | None = Field(
+        default=None,
+        description="CLOUDYPAD_HOME for the CLI (state root); unset: CloudyPad's ~/.cloudypad.",
+    )
+    cloudypad_env: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "Extra non-secret environment for the CloudyPad CLI (JSON object, e.g. proxy "
+            "settings); the CLI otherwise gets only PATH, HOME, locale and its credentials."
+        ),
+    )
+    cloudypad_power_timeout: int = Field(
+        default=900, gt=0, description="Seconds passed as `--timeout` to CloudyPad start/stop."
+    )
     cloudypad_timeout: float = Field(
         default=1800.0, gt=0, description="Seconds a CloudyPad CLI call may take."
     )

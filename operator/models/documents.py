@@ -46,6 +46,9 @@ class Document(BaseModel):
 class VMDocument(Document):
     """One VM in `vm_instances`."""
 
+    # A refused `ssh_private_key` must not be echoed into a logged ValidationError.
+    model_config = ConfigDict(hide_input_in_errors=True)
+
     vm_id: str
     status: VMStatus
     preset: VMPreset

@@ -3,6 +3,7 @@
 from typing import Annotated
 
 from pydantic import Field, StringConstraints, field_validator
+from pydantic.config import JsonDict
 
 from gamevm.models.base import SpecModel, StatusModel
 from gamevm.models.conditions import Condition
@@ -41,19 +42,19 @@ class GameOverride(SpecModel):
     preset: VMPreset = Field(description="Minimum preset for this game.")
 
 
-_UNIQUE_PRIORITY = {
+_UNIQUE_PRIORITY: JsonDict = {
     "rule": "self.all(p, self.filter(q, q.priority == p.priority).size() == 1)",
     "message": "preferredProviders priorities must be unique",
 }
-_UNIQUE_PROVIDER = {
+_UNIQUE_PROVIDER: JsonDict = {
     "rule": "self.all(p, self.filter(q, q.provider == p.provider).size() == 1)",
     "message": "preferredProviders must list each provider at most once",
 }
-_ONE_ENABLED = {
+_ONE_ENABLED: JsonDict = {
     "rule": "self.exists(p, !has(p.enabled) || p.enabled)",
     "message": "preferredProviders needs at least one enabled provider",
 }
-_UNIQUE_GAME = {
+_UNIQUE_GAME: JsonDict = {
     "rule": "self.all(g, self.filter(h, h.gameId == g.gameId).size() == 1)",
     "message": "gameOverrides gameId values must be unique",
 }

@@ -95,6 +95,13 @@ class ProviderDecision(StatusModel):
 
     chosen_provider: CloudProvider | None = Field(default=None, description="Provider chosen.")
     chosen_region: str | None = Field(default=None, description="Region or hostnode chosen.")
+    chosen_placement: str | None = Field(
+        default=None, description="Provider placement id (hostnode, zone) the create targets."
+    )
+    failed_placements: list[str] = Field(
+        default_factory=list,
+        description="'provider/placement' pairs whose create failed permanently (skipped).",
+    )
     candidates: list[CandidateDecision] = Field(
         default_factory=list, description="Every candidate considered, in order, with verdicts."
     )
@@ -132,6 +139,10 @@ class GameVMStatus(StatusModel):
     games_mounted: bool = Field(default=False, description="Game library mounted.")
     access_secret_name: str | None = Field(
         default=None, description="Secret holding the SSH key pair and heartbeat token."
+    )
+    attempted_providers: list[CloudProvider] = Field(
+        default_factory=list,
+        description="Providers a create was sent to; all are cleaned up on delete.",
     )
     provider_metadata: dict[str, Any] = Field(
         default_factory=dict, description="Provider-specific, non-secret details."

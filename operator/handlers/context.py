@@ -1,0 +1,58 @@
+"""The operator's run-time context, kept in kopf's memo and built at start-up."""
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from gamevm.handlers.kube import Kube
+from gamevm.mirror.repository import Mirror
+from gamevm.models.emulator_config import EmulatorConfigSpec
+from gamevm.models.enums import CloudProvider
+from gamevm.providers.base import Provider
+from gamevm.providers.wolf import HttpWolfProbe
+from gamevm.services.reconcile import Reconciler
+from gamevm.settings import Settings
+
+
+@dataclass
+class VMRuntime:
+    """In-memory state of one GameVM's daemon (rebuilt from status after a restart)."""
+
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    heartbeat: datetime | None = None
+    retries: int = 0
+    written_status: dict[str, Any] | None = None
+    console: str | None = None
+
+
+@dataclass
+class AppContext:
+    """Everything the handlers share."""
+
+    settings: Settings
+    kube: Kube
+    providers: dict[CloudProvider, Provider]
+    reconciler: Reconciler
+    wolf: HttpWolfProbe
+    mirror: Mirror | None
+    master_key: bytes | None
+    configs: dict[str, EmulatorConfigSpec] = field(default_factory=dict)
+    runtimes: dict[str, VMRuntime] = field(default_factory=dict)
+    """By GameVM uid."""
+    uids: dict[str, str] = field(default_factory=dict)
+    """namespace/name -> uid, for the heartbeat endpoint."""
+    ready: bool = False
+
+    def runtime(self, uid: str) -> VMRuntime:
+        """The runtime of a VM, created on first use."""
+        runtime = self.runtimes.get(uid)
+        if runtime is None:
+            runtime = self.runtimes[uid] = VMRuntime()
+        return runtime
+
+    def wake_console(self, console: str) -> None:
+        """Wake the daemons of one console's VMs (after its EmulatorConfig changed)."""
+        for runtime in self.runtimes.values():
+            if runtime.console == console:
+                runtime.wake.set()

@@ -1,0 +1,83 @@
+"""EmulatorConfig handlers: keep the in-memory config table current and mirror it."""
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+import kopf
+from pydantic import ValidationError
+
+from gamevm.handlers.context import AppContext
+from gamevm.handlers.errors import describe_validation_error
+from gamevm.models.conditions import ConditionType
+from gamevm.models.emulator_config import EmulatorConfigSpec, EmulatorConfigStatus
+from gamevm.models.names import EMULATORCONFIG_PLURAL, GROUP, VERSION
+from gamevm.services.conditions import get_condition, set_condition
+
+log = logging.getLogger(__name__)
+
+
+@kopf.on.event(GROUP, VERSION, EMULATORCONFIG_PLURAL)
+async def emulatorconfig_event(
+    event: kopf.RawEvent,
+    body: kopf.Body,
+    meta: kopf.Meta,
+    spec: kopf.Spec,
+    status: kopf.Status,
+    memo: kopf.Memo,
+    **_: Any,
+) -> None:
+    """Apply config changes to the next VMs at once; no restart needed."""
+    app: AppContext = memo.app
+    name = str(meta.get("name", ""))
+    if event.get("type") == "DELETED":
+        app.configs.pop(name, None)
+        if app.mirror is not None:
+            app.mirror.enqueue_config_deleted(name)
+        return
+    try:
+        config = EmulatorConfigSpec.model_validate(dict(spec))
+    except ValidationError as exc:
+        app.configs.pop(name, None)
+        await _report(app, body, meta, status, "False", "InvalidSpec", describe_validation_error(exc))
+        return
+    app.configs[config.console_type.value] = config
+    app.wake_console(config.console_type.value)
+    if app.mirror is not None:
+        app.mirror.enqueue_config_from(body)
+    await _report(app, body, meta, status, "True", "Accepted", "used for new GameVMs")
+
+
+async def _report(
+    app: AppContext,
+    body: kopf.Body,
+    meta: kopf.Meta,
+    status: kopf.Status,
+    value: str,
+    reason: str,
+    message: str,
+) -> None:
+    current = EmulatorConfigStatus.model_validate(dict(status))
+    generation = meta.get("generation")
+    previous = get_condition(current.conditions, ConditionType.READY)
+    if (
+        previous is not None
+        and previous.reason == reason
+        and current.observed_generation == generation
+    ):
+        return
+    current.conditions = set_condition(
+        current.conditions,
+        ConditionType.READY,
+        value,  # type: ignore[arg-type]
+        reason,
+        message,
+        now=datetime.now(UTC),
+        generation=generation,
+    )
+    current.observed_generation = generation
+    await app.kube.patch_emulatorconfig_status(
+        str(meta["name"]), current.model_dump(mode="json", exclude_none=True)
+    )
+    if value != "True":
+        kopf.event(body, type="Warning", reason=reason, message=message)

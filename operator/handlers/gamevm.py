@@ -1,0 +1,328 @@
+"""GameVM handlers: one daemon per object drives it; deletion releases the instance.
+
+A daemon (not create/update handlers) keeps API writes low: kopf stores no progress or
+diff-base annotations for it, and the daemon writes status only when something changed.
+"""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import kopf
+from pydantic import ValidationError
+
+from gamevm import metrics
+from gamevm.handlers.context import AppContext, VMRuntime
+from gamevm.handlers.errors import describe_validation_error
+from gamevm.handlers.patching import merge_patch
+from gamevm.models.conditions import ConditionType
+from gamevm.models.enums import DeletionPolicy, VMStatus
+from gamevm.models.gamevm import GameVMSpec, GameVMStatus
+from gamevm.models.names import (
+    ANNOTATION_PAUSED,
+    ANNOTATION_POWER_REQUEST,
+    GAMEVM_PLURAL,
+    GROUP,
+    VERSION,
+)
+from gamevm.providers.base import ProviderError
+from gamevm.services.conditions import get_condition, set_condition
+from gamevm.services.ports import VMRef
+from gamevm.services.reconcile import Outcome, StepInput, instance_name
+
+log = logging.getLogger(__name__)
+
+
+def _not_paused(annotations: kopf.Annotations, **_: Any) -> bool:
+    return annotations.get(ANNOTATION_PAUSED, "").lower() != "true"
+
+
+def _paused(annotations: kopf.Annotations, **_: Any) -> bool:
+    return not _not_paused(annotations)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _app(memo: kopf.Memo) -> AppContext:
+    app: AppContext = memo.app
+    return app
+
+
+@kopf.daemon(
+    GROUP,
+    VERSION,
+    GAMEVM_PLURAL,
+    id="reconcile",
+    when=_not_paused,
+    cancellation_timeout=5.0,
+)
+async def reconcile_gamevm(
+    body: kopf.Body,
+    meta: kopf.Meta,
+    spec: kopf.Spec,
+    status: kopf.Status,
+    memo: kopf.Memo,
+    **_: Any,
+) -> None:
+    """Reconcile one GameVM until it is deleted or paused."""
+    app = _app(memo)
+    uid = str(meta["uid"])
+    runtime = app.runtime(uid)
+    runtime.console = str(spec.get("consoleType", ""))
+    app.uids[f"{meta['namespace']}/{meta['name']}"] = uid
+    while True:
+        if meta.get("deletionTimestamp"):
+            return
+        delay = await _one_step(app, runtime, body, meta, spec, status)
+        runtime.wake.clear()
+        if delay > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(runtime.wake.wait(), timeout=delay)
+
+
+async def _one_step(
+    app: AppContext,
+    runtime: VMRuntime,
+    body: kopf.Body,
+    meta: kopf.Meta,
+    spec: kopf.Spec,
+    status: kopf.Status,
+) -> float:
+    ref = VMRef(
+        namespace=str(meta["namespace"]),
+        name=str(meta["name"]),
+        uid=str(meta["uid"]),
+        generation=meta.get("generation"),
+    )
+    current = runtime.written_status if runtime.written_status is not None else dict(status)
+    try:
+        spec_model = GameVMSpec.model_validate(dict(spec))
+    except ValidationError as exc:
+        await _invalid_spec(app, runtime, body, ref, current, describe_validation_error(exc))
+        return app.settings.observe_interval * 60
+    status_model = GameVMStatus.model_validate(current)
+    if app.master_key is None:
+        await _write_blocked(
+            app,
+            runtime,
+            body,
+            ref,
+            status_model,
+            "AccessKeyMissing",
+            f"the operator's Secret {app.settings.credentials_secret!r} has no "
+            "'access-master-key'; see docs/operations.md",
+        )
+        return app.settings.retry_delay * 6
+    step_input = StepInput(
+        ref=ref,
+        spec=spec_model,
+        status=status_model,
+        annotations=dict(meta.get("annotations", {})),
+        config=app.configs.get(spec_model.console_type.value),
+        now=_now(),
+        heartbeat=runtime.heartbeat,
+        retries=runtime.retries,
+    )
+    outcome = await app.reconciler.step(step_input)
+    await _apply(app, runtime, body, ref, spec_model, outcome)
+    return outcome.requeue_after
+
+
+async def _apply(
+    app: AppContext,
+    runtime: VMRuntime,
+    body: kopf.Body,
+    ref: VMRef,
+    spec: GameVMSpec,
+    outcome: Outcome,
+) -> None:
+    new_status = outcome.status.model_dump(mode="json", exclude_none=True)
+    await _write_status(app, runtime, ref, new_status)
+    for event in outcome.events:
+        kopf.event(body, type=event.type, reason=event.reason, message=event.message)
+    if outcome.consume_power_request:
+        await app.kube.patch_gamevm_annotations(
+            ref.namespace, ref.name, {ANNOTATION_POWER_REQUEST: None}
+        )
+    runtime.retries = runtime.retries + 1 if outcome.retryable_failure else 0
+    st = outcome.status
+    metrics.track_vm(
+        ref.uid,
+        phase=st.phase,
+        provider=st.provider,
+        console=spec.console_type,
+        cost_per_hour=st.cost_per_hour,
+    )
+    if outcome.auto_stopped is not None:
+        metrics.count_autostop(outcome.auto_stopped)
+    if outcome.provisioned_seconds is not None and st.provider is not None:
+        metrics.observe_provisioning(st.provider, outcome.provisioned_seconds)
+
+
+async def _write_status(
+    app: AppContext, runtime: VMRuntime, ref: VMRef, new_status: dict[str, Any]
+) -> None:
+    patch = merge_patch(runtime.written_status, new_status)
+    if not patch:
+        return
+    await app.kube.patch_gamevm_status(ref.namespace, ref.name, patch)
+    runtime.written_status = new_status
+
+
+async def _invalid_spec(
+    app: AppContext,
+    runtime: VMRuntime,
+    body: kopf.Body,
+    ref: VMRef,
+    current: Mapping[str, Any],
+    message: str,
+) -> None:
+    status_model = GameVMStatus.model_validate(current)
+    await _write_blocked(app, runtime, body, ref, status_model, "InvalidSpec", message)
+
+
+async def _write_blocked(
+    app: AppContext,
+    runtime: VMRuntime,
+    body: kopf.Body,
+    ref: VMRef,
+    st: GameVMStatus,
+    reason: str,
+    message: str,
+) -> None:
+    previous = get_condition(st.conditions, ConditionType.READY)
+    st.conditions = set_condition(
+        st.conditions,
+        ConditionType.READY,
+        "False",
+        reason,
+        message,
+        now=_now(),
+        generation=ref.generation,
+    )
+    st.message = message
+    st.observed_generation = ref.generation
+    if st.provider_instance_id is None:
+        st.phase = VMStatus.ERROR
+    await _write_status(app, runtime, ref, st.model_dump(mode="json", exclude_none=True))
+    if previous is None or previous.reason != reason:
+        kopf.event(body, type="Warning", reason=reason, message=message)
+
+
+@kopf.on.event(GROUP, VERSION, GAMEVM_PLURAL)
+async def gamevm_event(
+    event: kopf.RawEvent,
+    body: kopf.Body,
+    meta: kopf.Meta,
+    memo: kopf.Memo,
+    **_: Any,
+) -> None:
+    """Wake the VM's daemon on any change, and mirror the object."""
+    app = _app(memo)
+    uid = str(meta.get("uid", ""))
+    if event.get("type") == "DELETED":
+        app.runtimes.pop(uid, None)
+        app.uids.pop(f"{meta.get('namespace')}/{meta.get('name')}", None)
+        metrics.forget_vm(uid)
+        if app.mirror is not None:
+            app.mirror.enqueue_vm_terminated_from(body)
+        return
+    runtime = app.runtimes.get(uid)
+    if runtime is not None:
+        runtime.wake.set()
+    if app.mirror is not None:
+        app.mirror.enqueue_vm_from(body)
+
+
+@kopf.on.event(GROUP, VERSION, GAMEVM_PLURAL, when=_paused)
+async def gamevm_paused(
+    body: kopf.Body,
+    meta: kopf.Meta,
+    status: kopf.Status,
+    memo: kopf.Memo,
+    **_: Any,
+) -> None:
+    """Report the pause once: Synced=False, reason ReconcilePaused."""
+    conditions = GameVMStatus.model_validate(dict(status)).conditions
+    synced = get_condition(conditions, ConditionType.SYNCED)
+    if synced is not None and synced.reason == "ReconcilePaused":
+        return
+    app = _app(memo)
+    updated = set_condition(
+        conditions,
+        ConditionType.SYNCED,
+        "False",
+        "ReconcilePaused",
+        f"{ANNOTATION_PAUSED}=true: the operator does not act on this GameVM",
+        now=_now(),
+        generation=meta.get("generation"),
+    )
+    await app.kube.patch_gamevm_status(
+        str(meta["namespace"]),
+        str(meta["name"]),
+        {"conditions": [c.model_dump(mode="json", exclude_none=True) for c in updated]},
+    )
+    runtime = app.runtimes.get(str(meta["uid"]))
+    if runtime is not None:
+        runtime.written_status = None
+    kopf.event(body, type="Normal", reason="ReconcilePaused", message="reconciliation paused")
+
+
+@kopf.on.delete(GROUP, VERSION, GAMEVM_PLURAL, when=_not_paused)
+async def delete_gamevm(
+    body: kopf.Body,
+    meta: kopf.Meta,
+    spec: kopf.Spec,
+    status: kopf.Status,
+    memo: kopf.Memo,
+    retry: int,
+    **_: Any,
+) -> None:
+    """Terminate the instance (Delete) or release it (Orphan); the finalizer waits for it."""
+    app = _app(memo)
+    st = GameVMStatus.model_validate(dict(status))
+    policy = spec.get("deletionPolicy", DeletionPolicy.DELETE.value)
+    uid = str(meta["uid"])
+    if policy == DeletionPolicy.ORPHAN.value:
+        kopf.event(
+            body,
+            type="Normal",
+            reason="Orphaned",
+            message=f"instance {st.provider_instance_id or '(none)'} left running at "
+            f"{st.provider.value if st.provider else 'no provider'} (deletionPolicy Orphan)",
+        )
+        return
+    providers = list(dict.fromkeys([*st.attempted_providers, *([st.provider] if st.provider else [])]))
+    name = instance_name(uid)
+    for provider_name in providers:
+        provider = app.providers[provider_name]
+        try:
+            instance_id = st.provider_instance_id if provider_name == st.provider else None
+            if instance_id is None:
+                found = await provider.find(name)
+                instance_id = found.instance_id if found else None
+            if instance_id is None:
+                continue
+            await provider.delete(instance_id)
+            if await provider.observe(instance_id) is not None:
+                raise kopf.TemporaryError(
+                    f"{provider_name.value} instance {instance_id} is still being deleted",
+                    delay=app.settings.observe_interval,
+                )
+        except ProviderError as exc:
+            delay = min(300.0, app.settings.retry_delay * 2 ** min(retry, 5))
+            if exc.retry_after:
+                delay = max(delay, exc.retry_after)
+            message = (
+                f"cannot delete the {provider_name.value} instance yet ({exc}); retrying in "
+                f"{delay:.0f} s. The finalizer stays until the provider confirms; set "
+                "spec.deletionPolicy: Orphan to release the instance instead."
+            )
+            kopf.event(body, type="Warning", reason="DeleteFailed", message=message)
+            raise kopf.TemporaryError(message, delay=delay) from exc
+    kopf.event(body, type="Normal", reason="InstanceDeleted", message="instance terminated")

@@ -1,0 +1,185 @@
+"""The operator's own Kubernetes calls (status patches, access Secrets, credentials).
+
+The `kubernetes` client is synchronous, so every call runs in a dedicated thread pool and
+never blocks the event loop. kopf keeps its own client for watching and Events.
+"""
+
+import asyncio
+import base64
+import functools
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from gamevm.models.names import (
+    ACCESS_SECRET_HEARTBEAT_TOKEN,
+    ACCESS_SECRET_SSH_PRIVATE_KEY,
+    ACCESS_SECRET_SSH_PUBLIC_KEY,
+    API_VERSION,
+    EMULATORCONFIG_PLURAL,
+    GAMEVM_KIND,
+    GAMEVM_PLURAL,
+    GROUP,
+    LABEL_GAMEVM,
+    LABEL_MANAGED_BY,
+    OPERATOR_NAME,
+    VERSION,
+)
+from gamevm.services.access import AccessMaterial
+from gamevm.services.ports import VMRef
+
+T = TypeVar("T")
+
+HTTP_NOT_FOUND = 404
+HTTP_CONFLICT = 409
+
+
+class KubeError(Exception):
+    """A Kubernetes API call failed; `status` is the HTTP status (0 when unknown)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def load_api_client() -> client.ApiClient:
+    """In-cluster config when running in a pod, the kubeconfig otherwise."""
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        config.load_kube_config()
+    return client.ApiClient()
+
+
+class Kube:
+    """Async facade over the sync client, with its own bounded thread pool."""
+
+    def __init__(self, api: client.ApiClient, threads: int = 16) -> None:
+        self._api = api
+        self._custom = client.CustomObjectsApi(api)
+        self._core = client.CoreV1Api(api)
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="kube")
+
+    async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
+        except ApiException as exc:
+            raise KubeError(exc.status or 0, f"{exc.status} {exc.reason}") from None
+
+    async def patch_gamevm_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        """Merge-patch the status subresource."""
+        await self._run(
+            self._custom.patch_namespaced_custom_object_status,
+            GROUP,
+            VERSION,
+            namespace,
+            GAMEVM_PLURAL,
+            name,
+            {"status": status},
+        )
+
+    async def patch_gamevm_annotations(
+        self, namespace: str, name: str, annotations: Mapping[str, str | None]
+    ) -> None:
+        """Merge-patch metadata.annotations (None removes a key). Never touches spec."""
+        await self._run(
+            self._custom.patch_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            namespace,
+            GAMEVM_PLURAL,
+            name,
+            {"metadata": {"annotations": dict(annotations)}},
+        )
+
+    async def patch_emulatorconfig_status(self, name: str, status: dict[str, Any]) -> None:
+        """Merge-patch an EmulatorConfig's status."""
+        await self._run(
+            self._custom.patch_cluster_custom_object_status,
+            GROUP,
+            VERSION,
+            EMULATORCONFIG_PLURAL,
+            name,
+            {"status": status},
+        )
+
+    async def list_gamevms(self) -> list[dict[str, Any]]:
+        """Every GameVM in the cluster (for the mirror's resync)."""
+        result = await self._run(
+            self._custom.list_cluster_custom_object, GROUP, VERSION, GAMEVM_PLURAL
+        )
+        return list(result.get("items", []))
+
+    async def list_emulatorconfigs(self) -> list[dict[str, Any]]:
+        """Every EmulatorConfig (for the mirror's resync)."""
+        result = await self._run(
+            self._custom.list_cluster_custom_object, GROUP, VERSION, EMULATORCONFIG_PLURAL
+        )
+        return list(result.get("items", []))
+
+    async def read_secret_data(self, namespace: str, name: str) -> dict[str, str] | None:
+        """Decoded data of one Secret the operator is allowed to read, or None if absent."""
+        try:
+            secret = await self._run(self._core.read_namespaced_secret, name, namespace)
+        except KubeError as exc:
+            if exc.status == HTTP_NOT_FOUND:
+                return None
+            raise
+        data = secret.data or {}
+        return {key: base64.b64decode(value).decode() for key, value in data.items()}
+
+    async def create_access_secret(
+        self, ref: VMRef, secret_name: str, material: AccessMaterial
+    ) -> bool:
+        """Create the per-VM Secret owned by the GameVM; False when it already existed."""
+        body = client.V1Secret(
+            metadata=client.V1ObjectMeta(
+                name=secret_name,
+                namespace=ref.namespace,
+                labels={LABEL_MANAGED_BY: OPERATOR_NAME, LABEL_GAMEVM: ref.name},
+                owner_references=[
+                    client.V1OwnerReference(
+                        api_version=API_VERSION,
+                        kind=GAMEVM_KIND,
+                        name=ref.name,
+                        uid=ref.uid,
+                        controller=True,
+                        block_owner_deletion=False,
+                    )
+                ],
+            ),
+            type="Opaque",
+            string_data={
+                ACCESS_SECRET_SSH_PRIVATE_KEY: material.ssh_private_key,
+                ACCESS_SECRET_SSH_PUBLIC_KEY: material.ssh_public_key,
+                ACCESS_SECRET_HEARTBEAT_TOKEN: material.heartbeat_token,
+            },
+        )
+        try:
+            # The response echoes the Secret; it is dropped here and never logged.
+            await self._run(self._core.create_namespaced_secret, ref.namespace, body)
+        except KubeError as exc:
+            if exc.status == HTTP_CONFLICT:
+                return False
+            raise
+        return True
+
+    async def aclose(self) -> None:
+        """Stop the thread pool and close the client."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        await asyncio.to_thread(self._api.close)
+
+
+class KubeAccessSecrets:
+    """services.ports.AccessSecrets over the Kubernetes API."""
+
+    def __init__(self, kube: Kube) -> None:
+        self._kube = kube
+
+    async def ensure(self, ref: VMRef, secret_name: str, material: AccessMaterial) -> None:
+        """Create the Secret; an existing one (same derived content) is kept."""
+        await self._kube.create_access_secret(ref, secret_name, material)

@@ -1,0 +1,145 @@
+"""Start-up and clean-up: kopf settings, the shared context, the HTTP server, the mirror."""
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import kopf
+from aiohttp import web
+
+from gamevm.handlers.context import AppContext
+from gamevm.handlers.http import start_server
+from gamevm.handlers.kube import Kube, KubeAccessSecrets, KubeError, load_api_client
+from gamevm.logging_setup import configure_logging
+from gamevm.mirror.repository import Mirror
+from gamevm.models.names import FINALIZER, GROUP
+from gamevm.providers.registry import build_providers, close_providers
+from gamevm.providers.wolf import HttpWolfProbe
+from gamevm.services.placement import ProviderSelector
+from gamevm.services.reconcile import Reconciler, Timings
+from gamevm.settings import Settings
+
+log = logging.getLogger(__name__)
+
+MASTER_KEY = "access-master-key"
+"""Key, in the credentials Secret, of the master key per-VM access material derives from."""
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    """Configure kopf and build the shared context."""
+    cfg = Settings()
+    configure_logging(cfg.log_format)
+    # Our own names for everything kopf stores on objects, so `kubectl describe` reads well.
+    settings.persistence.finalizer = FINALIZER
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=GROUP, key="last-handled-configuration"
+    )
+    # Only explicit kopf.event() calls become Events; log lines stay logs.
+    settings.posting.loggers = False
+    # Watches are re-established before proxies and load balancers cut idle streams.
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.watching.connect_timeout = 30
+    settings.networking.request_timeout = 60
+    # The daemon drives provisioning; a failed delete is retried with its own backoff.
+    settings.execution.max_workers = 8
+
+    kube = Kube(load_api_client(), threads=cfg.kube_client_threads)
+    credentials = await _read_credentials(kube, cfg)
+    master = credentials.get(MASTER_KEY)
+    providers = build_providers(cfg, credentials)
+    wolf = HttpWolfProbe(cfg.wolf_probe_timeout)
+    reconciler = Reconciler(
+        providers=providers,
+        selector=ProviderSelector(providers),
+        secrets=KubeAccessSecrets(kube),
+        wolf=wolf,
+        master_key=master.encode() if master else b"",
+        timings=Timings(
+            observe=cfg.observe_interval,
+            activity=cfg.activity_interval,
+            retry_base=cfg.retry_delay,
+        ),
+    )
+    mirror = Mirror.from_settings(cfg)
+    if mirror is not None:
+        await mirror.start()
+    app = AppContext(
+        settings=cfg,
+        kube=kube,
+        providers=providers,
+        reconciler=reconciler,
+        wolf=wolf,
+        mirror=mirror,
+        master_key=master.encode() if master else None,
+    )
+    memo.app = app
+    memo.http = await start_server(app)
+    if mirror is not None:
+        memo.resync = asyncio.create_task(_resync_forever(app, mirror), name="mirror-resync")
+    app.ready = True
+    log.info(
+        "gamevm-operator started: %d providers, mirror %s, HTTP on %s:%d",
+        len(providers),
+        "on" if mirror else "off",
+        cfg.http_host,
+        cfg.http_port,
+    )
+
+
+async def _read_credentials(kube: Kube, cfg: Settings) -> dict[str, str]:
+    try:
+        data = await kube.read_secret_data(cfg.namespace, cfg.credentials_secret)
+    except KubeError as exc:
+        log.error(
+            "cannot read Secret %s/%s (%s): providers will report MissingCredentials",
+            cfg.namespace,
+            cfg.credentials_secret,
+            exc,
+        )
+        return {}
+    if data is None:
+        log.error(
+            "Secret %s/%s not found: providers will report MissingCredentials",
+            cfg.namespace,
+            cfg.credentials_secret,
+        )
+        return {}
+    return data
+
+
+async def _resync_forever(app: AppContext, mirror: Mirror) -> None:
+    """Full resync at start and then periodically: fixes anything missed while Mongo was down."""
+    while True:
+        try:
+            vms = await app.kube.list_gamevms()
+            configs = await app.kube.list_emulatorconfigs()
+            await mirror.resync_from(vms, configs)
+        except (KubeError, OSError) as exc:
+            log.warning("mirror resync failed, will retry: %s", exc)
+        await asyncio.sleep(app.settings.mirror_resync_interval)
+
+
+@kopf.on.cleanup()
+async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    """Close sessions and servers."""
+    app: AppContext | None = memo.get("app")
+    if app is None:
+        return
+    app.ready = False
+    resync: asyncio.Task[None] | None = memo.get("resync")
+    if resync is not None:
+        resync.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await resync
+    runner: web.AppRunner | None = memo.get("http")
+    if runner is not None:
+        await runner.cleanup()
+    await close_providers(app.providers)
+    await app.wolf.aclose()
+    if app.mirror is not None:
+        await app.mirror.aclose()
+    await app.kube.aclose()

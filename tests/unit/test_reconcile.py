@@ -1,0 +1,325 @@
+"""The reconcile step machine with plain in-memory fakes (the e2e tests use the real stack)."""
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from gamevm.models import (
+    CloudProvider,
+    EmulatorConfigSpec,
+    GameVMSpec,
+    GameVMStatus,
+    GpuTier,
+    RunStrategy,
+    VMPreset,
+    VMStatus,
+)
+from gamevm.models.names import ANNOTATION_LAST_ACTIVITY, ANNOTATION_POWER_REQUEST
+from gamevm.providers.base import (
+    CreateSpec,
+    ErrorReason,
+    Instance,
+    InstanceState,
+    Offer,
+    OfferRequest,
+    ProviderError,
+)
+from gamevm.providers.wolf import WolfStatus
+from gamevm.services.access import AccessMaterial
+from gamevm.services.ports import Selection, VMRef
+from gamevm.services.reconcile import Reconciler, StepInput, Timings, instance_name
+
+T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+MASTER = b"k" * 32
+
+
+def _offer(provider: CloudProvider = CloudProvider.TENSORDOCK, placement: str = "hn-dallas") -> Offer:
+    return Offer(
+        provider=provider,
+        region="us-dallas",
+        placement_id=placement,
+        location_label="Dallas, TX, US",
+        latitude=32.78,
+        longitude=-96.8,
+        price_per_hour=0.55,
+        vcpu=8,
+        ram_gb=16,
+        gpu_tier=GpuTier.HIGH_END,
+    )
+
+
+class FakeProvider:
+    def __init__(self, name: CloudProvider) -> None:
+        self._name = name
+        self.instances: dict[str, Instance] = {}
+        self.creates = 0
+        self.fail_create: ProviderError | None = None
+
+    @property
+    def name(self) -> CloudProvider:
+        return self._name
+
+    async def offers(self, request: OfferRequest) -> list[Offer]:
+        return [_offer(self._name)]
+
+    async def find(self, name: str) -> Instance | None:
+        return next((i for i in self.instances.values() if i.name == name), None)
+
+    async def create(self, spec: CreateSpec) -> Instance:
+        if self.fail_create is not None:
+            raise self.fail_create
+        self.creates += 1
+        inst = Instance(
+            instance_id=f"i-{self.creates}",
+            name=spec.name,
+            state=InstanceState.RUNNING,
+            ip_address="127.0.0.1",
+            ports={47989: 40000},
+        )
+        self.instances[inst.instance_id] = inst
+        return inst
+
+    async def observe(self, instance_id: str) -> Instance | None:
+        return self.instances.get(instance_id)
+
+    async def start(self, instance_id: str) -> None:
+        self.instances[instance_id] = replace(self.instances[instance_id], state=InstanceState.RUNNING)
+
+    async def stop(self, instance_id: str) -> None:
+        self.instances[instance_id] = replace(self.instances[instance_id], state=InstanceState.STOPPED)
+
+    async def delete(self, instance_id: str) -> None:
+        self.instances.pop(instance_id, None)
+
+    async def aclose(self) -> None:
+        return None
+
+
+class FakeSelector:
+    def __init__(self, offers: list[Offer]) -> None:
+        self.offers = offers
+
+    async def select(self, spec: GameVMSpec, config: EmulatorConfigSpec, exclude: frozenset[str]) -> Selection:
+        for offer in self.offers:
+            if f"{offer.provider}/{offer.placement_id}" not in exclude:
+                return Selection(chosen=offer, preset=VMPreset.PREMIUM)
+        return Selection(chosen=None, preset=None, summary="all rejected")
+
+    async def offer_for(
+        self, spec: GameVMSpec, config: EmulatorConfigSpec, provider: str, placement: str
+    ) -> Offer | None:
+        return next(
+            (o for o in self.offers if o.provider == provider and o.placement_id == placement), None
+        )
+
+
+class FakeSecrets:
+    def __init__(self) -> None:
+        self.created: dict[str, AccessMaterial] = {}
+
+    async def ensure(self, ref: VMRef, secret_name: str, material: AccessMaterial) -> None:
+        self.created.setdefault(secret_name, material)
+
+
+class FakeWolf:
+    def __init__(self) -> None:
+        self.status: WolfStatus | None = WolfStatus(busy=False, state="SUNSHINE_SERVER_FREE")
+
+    async def probe(self, host: str, port: int) -> WolfStatus | None:
+        return self.status
+
+
+CONFIG = EmulatorConfigSpec.model_validate(
+    {
+        "consoleType": "switch",
+        "preferredProviders": [{"provider": "tensordock", "priority": 1}],
+        "defaultPreset": "premium",
+        "minCpu": 8,
+        "minRamGb": 16,
+        "requiresGpu": True,
+        "maxSessionHours": 4,
+    }
+)
+
+
+class World:
+    def __init__(self) -> None:
+        self.td = FakeProvider(CloudProvider.TENSORDOCK)
+        self.gcp = FakeProvider(CloudProvider.CLOUDYPAD_GCP)
+        self.selector = FakeSelector([_offer(), _offer(CloudProvider.CLOUDYPAD_GCP, "us-central1-a")])
+        self.secrets = FakeSecrets()
+        self.wolf = FakeWolf()
+        self.reconciler = Reconciler(
+            providers={CloudProvider.TENSORDOCK: self.td, CloudProvider.CLOUDYPAD_GCP: self.gcp},
+            selector=self.selector,
+            secrets=self.secrets,
+            wolf=self.wolf,
+            master_key=MASTER,
+            timings=Timings(),
+        )
+        self.status = GameVMStatus()
+        self.spec = GameVMSpec.model_validate({"consoleType": "switch", "autoStopTimeout": 900})
+        self.annotations: dict[str, str] = {}
+        self.now = T0
+
+    async def step(self, heartbeat: datetime | None = None) -> "object":
+        out = await self.reconciler.step(
+            StepInput(
+                ref=VMRef("ns", "vm", "0b9e7c1a-1111-2222-3333-444455556666", 1),
+                spec=self.spec,
+                status=self.status,
+                annotations=self.annotations,
+                config=CONFIG,
+                now=self.now,
+                heartbeat=heartbeat,
+            )
+        )
+        self.status = out.status
+        if out.consume_power_request:
+            self.annotations.pop(ANNOTATION_POWER_REQUEST, None)
+        return out
+
+    async def until_running(self) -> None:
+        for _ in range(5):
+            await self.step()
+            if self.status.phase is VMStatus.RUNNING:
+                return
+        raise AssertionError(f"not running: {self.status}")
+
+
+async def test_create_records_choice_before_create_then_runs() -> None:
+    w = World()
+    out = await w.step()
+    assert w.status.phase is VMStatus.CREATING
+    assert w.status.decision is not None and w.status.decision.chosen_provider is CloudProvider.TENSORDOCK
+    assert w.td.creates == 0, "the choice is written to status before any create"
+    assert out.requeue_after == 0  # type: ignore[attr-defined]
+    await w.step()
+    assert w.td.creates == 1
+    assert w.status.provider_instance_id == "i-1"
+    assert w.status.phase is VMStatus.RUNNING
+    assert w.status.gaming_environment_ready
+    assert w.status.access_secret_name == "vm-access"
+    ready = next(c for c in w.status.conditions if c.type == "Ready")
+    assert ready.status == "True"
+
+
+async def test_restart_after_create_adopts_instance() -> None:
+    w = World()
+    await w.step()
+    decided = w.status.model_copy(deep=True)
+    await w.step()
+    # Crash: the instance id never reached status; the next operator resumes from the decision.
+    w.status = decided
+    await w.step()
+    assert w.td.creates == 1
+    assert w.status.provider_instance_id == "i-1"
+
+
+async def test_no_capacity_falls_back_to_next_candidate() -> None:
+    w = World()
+    w.td.fail_create = ProviderError(ErrorReason.NO_CAPACITY, "sold out", retryable=False)
+    await w.step()
+    out = await w.step()
+    assert any(e.reason == "ProviderFallback" for e in out.events)  # type: ignore[attr-defined]
+    await w.step()  # selects the next candidate
+    assert w.status.provider is CloudProvider.CLOUDYPAD_GCP
+    await w.step()
+    assert w.gcp.creates == 1
+    assert w.status.attempted_providers == [CloudProvider.TENSORDOCK, CloudProvider.CLOUDYPAD_GCP]
+
+
+async def test_retryable_error_backs_off_without_fallback() -> None:
+    w = World()
+    await w.step()
+    w.td.fail_create = ProviderError(ErrorReason.SERVER_ERROR, "503", retryable=True, retry_after=7)
+    out = await w.step()
+    assert out.retryable_failure  # type: ignore[attr-defined]
+    assert out.requeue_after >= 7  # type: ignore[attr-defined]
+    assert w.status.decision is not None and w.status.decision.chosen_provider is CloudProvider.TENSORDOCK
+
+
+async def test_idle_vm_auto_stops_and_busy_keeps_it() -> None:
+    w = World()
+    await w.until_running()
+    w.wolf.status = WolfStatus(busy=True, state="SUNSHINE_SERVER_BUSY")
+    w.now = T0 + timedelta(seconds=1000)
+    await w.step()
+    assert w.status.phase is VMStatus.RUNNING
+    assert w.status.last_moonlight_connection == w.now
+    w.wolf.status = WolfStatus(busy=False, state="SUNSHINE_SERVER_FREE")
+    w.now += timedelta(seconds=901)
+    out = await w.step()
+    assert w.status.phase is VMStatus.STOPPED
+    assert w.status.stop_reason == "Idle"
+    assert out.auto_stopped == "Idle"  # type: ignore[attr-defined]
+    assert w.td.instances["i-1"].state is InstanceState.STOPPED
+
+
+async def test_heartbeat_and_annotation_count_as_activity() -> None:
+    w = World()
+    await w.until_running()
+    w.now = T0 + timedelta(seconds=800)
+    await w.step(heartbeat=w.now)
+    w.now = T0 + timedelta(seconds=1600)
+    w.annotations[ANNOTATION_LAST_ACTIVITY] = (T0 + timedelta(seconds=1500)).isoformat()
+    await w.step()
+    assert w.status.phase is VMStatus.RUNNING
+    assert w.status.last_activity == T0 + timedelta(seconds=1500)
+
+
+async def test_max_session_stops_even_when_busy() -> None:
+    w = World()
+    await w.until_running()
+    w.wolf.status = WolfStatus(busy=True, state="SUNSHINE_SERVER_BUSY")
+    w.now = T0 + timedelta(hours=4, seconds=1)
+    await w.step()
+    assert w.status.phase is VMStatus.STOPPED
+    assert w.status.stop_reason == "MaxSessionExceeded"
+
+
+async def test_power_requests_and_run_strategies() -> None:
+    w = World()
+    await w.until_running()
+    w.annotations[ANNOTATION_POWER_REQUEST] = "stop"
+    await w.step()
+    assert w.status.phase is VMStatus.STOPPED
+    assert ANNOTATION_POWER_REQUEST not in w.annotations
+    await w.step()
+    assert w.status.phase is VMStatus.STOPPED, "Manual keeps a stopped VM stopped"
+    w.annotations[ANNOTATION_POWER_REQUEST] = "start"
+    await w.until_running()
+    w.spec = w.spec.model_copy(update={"run_strategy": RunStrategy.HALTED})
+    await w.step()
+    assert w.status.phase is VMStatus.STOPPED
+    assert w.status.stop_reason == "RunStrategyHalted"
+    w.spec = w.spec.model_copy(update={"run_strategy": RunStrategy.ALWAYS})
+    await w.until_running()
+    w.now = T0 + timedelta(days=2)
+    await w.step()
+    assert w.status.phase is VMStatus.RUNNING, "Always never auto-stops"
+
+
+async def test_halted_creates_nothing() -> None:
+    w = World()
+    w.spec = w.spec.model_copy(update={"run_strategy": RunStrategy.HALTED})
+    await w.step()
+    assert w.status.phase is VMStatus.STOPPED
+    assert w.td.creates == 0
+
+
+def test_instance_name_is_deterministic() -> None:
+    uid = "0b9e7c1a-1111-2222-3333-444455556666"
+    assert instance_name(uid) == instance_name(uid)
+    assert instance_name(uid) != instance_name(uid[::-1])
+    assert len(instance_name(uid)) <= 32
+
+
+@pytest.mark.parametrize("value", ["reboot", ""])
+async def test_invalid_power_request_is_reported_and_consumed(value: str) -> None:
+    w = World()
+    w.annotations[ANNOTATION_POWER_REQUEST] = value
+    out = await w.step()
+    assert out.consume_power_request  # type: ignore[attr-defined]
+    assert any(e.reason == "InvalidPowerRequest" for e in out.events)  # type: ignore[attr-defined]

@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.fixtures.stack",
     "tests.fixtures.mongo",
     "tests.fixtures.simulators",
+    "tests.fixtures.operator_env",
 ]

@@ -3,16 +3,18 @@
 import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gamevm.handlers.kube import Kube
-from gamevm.mirror.repository import Mirror
 from gamevm.models.emulator_config import EmulatorConfigSpec
 from gamevm.models.enums import CloudProvider
 from gamevm.providers.base import Provider
 from gamevm.providers.wolf import HttpWolfProbe
 from gamevm.services.reconcile import Reconciler
 from gamevm.settings import Settings
+
+if TYPE_CHECKING:
+    from gamevm.mirror.repository import Mirror
 
 
 @dataclass
@@ -35,7 +37,7 @@ class AppContext:
     providers: dict[CloudProvider, Provider]
     reconciler: Reconciler
     wolf: HttpWolfProbe
-    mirror: Mirror | None
+    mirror: "Mirror | None"
     master_key: bytes | None
     configs: dict[str, EmulatorConfigSpec] = field(default_factory=dict)
     runtimes: dict[str, VMRuntime] = field(default_factory=dict)

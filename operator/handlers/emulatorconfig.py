@@ -39,7 +39,9 @@ async def emulatorconfig_event(
         config = EmulatorConfigSpec.model_validate(dict(spec))
     except ValidationError as exc:
         app.configs.pop(name, None)
-        await _report(app, body, meta, status, "False", "InvalidSpec", describe_validation_error(exc))
+        await _report(
+            app, body, meta, status, "False", "InvalidSpec", describe_validation_error(exc)
+        )
         return
     app.configs[config.console_type.value] = config
     app.wake_console(config.console_type.value)

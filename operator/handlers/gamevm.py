@@ -297,7 +297,9 @@ async def delete_gamevm(
             f"{st.provider.value if st.provider else 'no provider'} (deletionPolicy Orphan)",
         )
         return
-    providers = list(dict.fromkeys([*st.attempted_providers, *([st.provider] if st.provider else [])]))
+    providers = list(
+        dict.fromkeys([*st.attempted_providers, *([st.provider] if st.provider else [])])
+    )
     name = instance_name(uid)
     for provider_name in providers:
         provider = app.providers[provider_name]

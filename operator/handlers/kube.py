@@ -9,7 +9,7 @@ import base64
 import functools
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
@@ -48,9 +48,9 @@ class KubeError(Exception):
 def load_api_client() -> client.ApiClient:
     """In-cluster config when running in a pod, the kubeconfig otherwise."""
     try:
-        config.load_incluster_config()
+        config.load_incluster_config()  # type: ignore[no-untyped-call]
     except config.ConfigException:
-        config.load_kube_config()
+        config.load_kube_config()  # type: ignore[no-untyped-call]
     return client.ApiClient()
 
 
@@ -112,14 +112,14 @@ class Kube:
         result = await self._run(
             self._custom.list_cluster_custom_object, GROUP, VERSION, GAMEVM_PLURAL
         )
-        return list(result.get("items", []))
+        return list(cast("dict[str, Any]", result).get("items", []))
 
     async def list_emulatorconfigs(self) -> list[dict[str, Any]]:
         """Every EmulatorConfig (for the mirror's resync)."""
         result = await self._run(
             self._custom.list_cluster_custom_object, GROUP, VERSION, EMULATORCONFIG_PLURAL
         )
-        return list(result.get("items", []))
+        return list(cast("dict[str, Any]", result).get("items", []))
 
     async def read_secret_data(self, namespace: str, name: str) -> dict[str, str] | None:
         """Decoded data of one Secret the operator is allowed to read, or None if absent."""

@@ -3,7 +3,7 @@
 import asyncio
 import contextlib
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import kopf
 from aiohttp import web
@@ -12,13 +12,15 @@ from gamevm.handlers.context import AppContext
 from gamevm.handlers.http import start_server
 from gamevm.handlers.kube import Kube, KubeAccessSecrets, KubeError, load_api_client
 from gamevm.logging_setup import configure_logging
-from gamevm.mirror.repository import Mirror
 from gamevm.models.names import FINALIZER, GROUP
 from gamevm.providers.registry import build_providers, close_providers
 from gamevm.providers.wolf import HttpWolfProbe
 from gamevm.services.placement import ProviderSelector
 from gamevm.services.reconcile import Reconciler, Timings
 from gamevm.settings import Settings
+
+if TYPE_CHECKING:
+    from gamevm.mirror.repository import Mirror
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +66,14 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
             retry_base=cfg.retry_delay,
         ),
     )
-    mirror = Mirror.from_settings(cfg)
-    if mirror is not None:
-        await mirror.start()
+    mirror = None
+    if cfg.mongodb_uri is not None:
+        # Imported only when configured: without a URI the operator needs no Mongo client.
+        from gamevm.mirror.repository import Mirror
+
+        mirror = Mirror.from_settings(cfg)
+        if mirror is not None:
+            await mirror.start()
     app = AppContext(
         settings=cfg,
         kube=kube,
@@ -111,7 +118,7 @@ async def _read_credentials(kube: Kube, cfg: Settings) -> dict[str, str]:
     return data
 
 
-async def _resync_forever(app: AppContext, mirror: Mirror) -> None:
+async def _resync_forever(app: AppContext, mirror: "Mirror") -> None:
     """Full resync at start and then periodically: fixes anything missed while Mongo was down."""
     while True:
         try:

@@ -1,0 +1,65 @@
+"""Provider selection with I/O: ask the planned providers for offers, then choose purely."""
+
+import asyncio
+from collections.abc import Mapping
+
+from gamevm.models.emulator_config import EmulatorConfigSpec
+from gamevm.models.enums import CloudProvider
+from gamevm.models.gamevm import GameVMSpec
+from gamevm.providers.base import Offer, Provider, ProviderError
+from gamevm.services.ports import Selection
+from gamevm.services.selection import ProviderQuery, choose, compact, plan_selection
+
+MAX_STATUS_CANDIDATES = 20
+
+
+def placement_key(offer: Offer) -> str:
+    """'provider/placement', the key failed placements are remembered by."""
+    return f"{offer.provider}/{offer.placement_id}"
+
+
+class ProviderSelector:
+    """services.ports.Selector over the provider adapters."""
+
+    def __init__(self, providers: Mapping[CloudProvider, Provider]) -> None:
+        self._providers = providers
+
+    async def _offers(self, query: ProviderQuery) -> list[Offer] | ProviderError:
+        try:
+            return await self._providers[query.provider].offers(query.request)
+        except ProviderError as exc:
+            return exc
+
+    async def select(
+        self, spec: GameVMSpec, config: EmulatorConfigSpec, exclude: frozenset[str]
+    ) -> Selection:
+        """Best eligible offer not excluded; every candidate's verdict for the status."""
+        plan = plan_selection(config, spec)
+        results = await asyncio.gather(*(self._offers(q) for q in plan.queries))
+        offers: dict[CloudProvider, list[Offer]] = {}
+        errors: dict[CloudProvider, object] = {}
+        for query, result in zip(plan.queries, results, strict=True):
+            if isinstance(result, ProviderError):
+                errors[query.provider] = result
+            else:
+                offers[query.provider] = [o for o in result if placement_key(o) not in exclude]
+        outcome = choose(plan, offers, errors)
+        chosen = outcome.chosen
+        summary = str(outcome.error) if outcome.error else ""
+        return Selection(
+            chosen=chosen.offer if chosen else None,
+            preset=chosen.preset if chosen else plan.console_preset,
+            candidates=compact(outcome.decisions, MAX_STATUS_CANDIDATES),
+            summary=summary,
+        )
+
+    async def offer_for(
+        self, spec: GameVMSpec, config: EmulatorConfigSpec, provider: str, placement: str
+    ) -> Offer | None:
+        """The current offer for a placement chosen before (e.g. before a restart)."""
+        plan = plan_selection(config, spec)
+        query = next((q for q in plan.queries if q.provider.value == provider), None)
+        if query is None:
+            return None
+        offers = await self._providers[query.provider].offers(query.request)
+        return next((o for o in offers if o.placement_id == placement), None)

@@ -1,0 +1,172 @@
+"""The operator end to end: real API server, real operator process, provider simulators."""
+
+import asyncio
+import json
+import time
+
+import pytest
+import yaml
+
+from tests.fixtures.operator_env import GameVMs, OperatorUnderTest, premium_config
+from tests.fixtures.stack import Kubectl
+
+pytestmark = pytest.mark.e2e
+
+
+def _cond(status: dict[str, object], type_: str) -> dict[str, object]:
+    conditions = status.get("conditions", [])
+    assert isinstance(conditions, list)
+    return next((c for c in conditions if c.get("type") == type_), {})
+
+
+async def _live_instances(op: OperatorUnderTest) -> list[dict[str, object]]:
+    listing = await op.tensordock.instances()
+    return [i for i in listing["instances"] if not i.get("deleted")]
+
+
+def test_create_to_running_and_delete(
+    gamevm_operator: OperatorUnderTest, gamevms: GameVMs, kubectl: Kubectl
+) -> None:
+    gamevms.apply(
+        "mario",
+        gameId="mario-odyssey",
+        userId="user123",
+        userLocation={"latitude": 32.7767, "longitude": -96.7970},
+        autoStopTimeout=1800,
+    )
+    status = gamevms.wait_phase("mario", "running", timeout=60)
+    assert status["provider"] == "tensordock"
+    assert status["ipAddress"] == "127.0.0.1"
+    assert status["providerInstanceId"]
+    assert status["gamingEnvironmentReady"] is True
+    assert status["wolfPort"] == 47999
+    assert status["preset"] == "premium"
+    chosen = next(c for c in status["decision"]["candidates"] if c["accepted"])
+    assert chosen["distanceKm"] < 50, "a Dallas player gets the Dallas hostnode"
+    assert _cond(status, "Ready")["status"] == "True"
+    assert _cond(status, "Provisioned")["status"] == "True"
+    assert status["decision"]["candidates"], "the decision lists the candidates"
+
+    table = kubectl("get", "gamevms", namespace=gamevms.namespace).stdout
+    for column in ("CONSOLE", "PRESET", "PROVIDER", "PHASE", "IP", "AGE"):
+        assert column in table
+    assert "running" in table
+    wide = kubectl("get", "gvm", "-o", "wide", namespace=gamevms.namespace).stdout
+    for column in ("REGION", "COST/H", "LAST ACTIVITY"):
+        assert column in wide
+
+    reasons = {e["reason"] for e in gamevms.events("mario")}
+    assert {"ProviderSelected", "InstanceCreated", "Running"} <= reasons
+
+    secret = json.loads(
+        kubectl("get", "secret", "mario-access", "-o", "json", namespace=gamevms.namespace).stdout
+    )
+    assert set(secret["data"]) == {"ssh-privatekey", "ssh-publickey", "heartbeat-token"}
+    assert secret["metadata"]["ownerReferences"][0]["kind"] == "GameVM"
+
+    assert len(asyncio.run(_live_instances(gamevm_operator))) == 1
+    gamevms.delete("mario")
+    gamevms.wait_gone("mario", timeout=60)
+    assert asyncio.run(_live_instances(gamevm_operator)) == []
+
+
+def test_idle_auto_stop_busy_keeps_running_and_power_requests(
+    gamevm_operator: OperatorUnderTest, gamevms: GameVMs
+) -> None:
+    gamevms.apply("idle", autoStopTimeout=4)
+    status = gamevms.wait_phase("idle", "running")
+    instance_id = status["providerInstanceId"]
+    asyncio.run(gamevm_operator.tensordock.set_wolf_state(instance_id, "busy"))
+    time.sleep(6)
+    status = gamevms.status("idle")
+    assert status["phase"] == "running", "a BUSY Wolf counts as activity"
+    assert status.get("lastMoonlightConnection")
+    asyncio.run(gamevm_operator.tensordock.set_wolf_state(instance_id, "free"))
+    started = time.monotonic()
+    status = gamevms.wait_phase("idle", "stopped", timeout=20)
+    elapsed = time.monotonic() - started
+    assert status["stopReason"] == "Idle"
+    assert _cond(status, "AutoStopped")["status"] == "True"
+    assert elapsed <= 4 + 1 + 2, f"stopped {elapsed:.1f}s after the last activity"
+    assert "AutoStopped" in {e["reason"] for e in gamevms.events("idle")}
+
+    gamevms.annotate("idle", "gamevm.dev/power-request=start")
+    gamevms.wait_phase("idle", "running")
+    annotations = (gamevms.get("idle") or {})["metadata"].get("annotations", {})
+    assert "gamevm.dev/power-request" not in annotations, "the request is consumed"
+
+
+def test_halted_and_always(gamevm_operator: OperatorUnderTest, gamevms: GameVMs) -> None:
+    gamevms.apply("power", autoStopTimeout=2, runStrategy="Always")
+    gamevms.wait_phase("power", "running")
+    time.sleep(4)
+    assert gamevms.status("power")["phase"] == "running", "Always never auto-stops"
+    gamevms.apply("power", autoStopTimeout=2, runStrategy="Halted")
+    status = gamevms.wait_phase("power", "stopped")
+    assert status["stopReason"] == "RunStrategyHalted"
+    gamevms.apply("power", autoStopTimeout=2, runStrategy="Always")
+    gamevms.wait_phase("power", "running")
+
+
+def test_orphan_keeps_the_instance(gamevm_operator: OperatorUnderTest, gamevms: GameVMs) -> None:
+    gamevms.apply("orphan", deletionPolicy="Orphan")
+    gamevms.wait_phase("orphan", "running")
+    gamevms.delete("orphan")
+    gamevms.wait_gone("orphan")
+    assert len(asyncio.run(_live_instances(gamevm_operator))) == 1
+
+
+def test_sigkill_during_creating_makes_one_instance(
+    gamevm_operator: OperatorUnderTest, gamevms: GameVMs
+) -> None:
+    asyncio.run(gamevm_operator.tensordock.set_faults({"latency_ms": 1500}))
+    gamevms.apply("crash")
+    gamevms.wait_phase("crash", "creating", timeout=30)
+    time.sleep(1.0)  # the create request is in flight
+    gamevm_operator.process.kill()
+    asyncio.run(gamevm_operator.tensordock.set_faults({}))
+    gamevm_operator.process.restart()
+    status = gamevms.wait_phase("crash", "running", timeout=60)
+    live = asyncio.run(_live_instances(gamevm_operator))
+    assert len(live) == 1, live
+    assert live[0]["id"] == status["providerInstanceId"]
+
+
+def test_provider_outage_during_delete_keeps_the_finalizer(
+    gamevm_operator: OperatorUnderTest, gamevms: GameVMs
+) -> None:
+    gamevms.apply("outage")
+    gamevms.wait_phase("outage", "running")
+    asyncio.run(gamevm_operator.tensordock.set_faults({"error_rate": 1.0}))
+    gamevms.delete("outage")
+    time.sleep(4)
+    body = gamevms.get("outage")
+    assert body is not None, "the finalizer holds the object while the provider is down"
+    assert body["metadata"].get("deletionTimestamp")
+    assert len(asyncio.run(_live_instances(gamevm_operator))) == 1
+    asyncio.run(gamevm_operator.tensordock.set_faults({}))
+    gamevms.wait_gone("outage", timeout=60)
+    assert asyncio.run(_live_instances(gamevm_operator)) == []
+
+
+def test_emulatorconfig_edit_changes_the_next_choice(
+    gamevm_operator: OperatorUnderTest, gamevms: GameVMs, kubectl: Kubectl
+) -> None:
+    gamevms.apply("first")
+    assert gamevms.wait_phase("first", "running")["provider"] == "tensordock"
+    config = premium_config()
+    config["spec"]["preferredProviders"][0]["enabled"] = False
+    kubectl("apply", "-f", "-", input=yaml.safe_dump(config))
+    try:
+        gamevms.apply("second")
+        status = gamevms.wait_phase("second", "running", timeout=90)
+        assert status["provider"] == "cloudypad_gcp"
+        assert any(
+            c["provider"] == "tensordock" and c["reason"] == "Disabled"
+            for c in status["decision"]["candidates"]
+        )
+    finally:
+        kubectl("apply", "-f", "-", input=yaml.safe_dump(premium_config()))
+        gamevms.delete("second")
+        gamevms.wait_gone("second", timeout=90)
+    assert gamevm_operator.cloudypad.wolf_pids() == []

@@ -7,9 +7,7 @@ from pydantic import Field
 from gamevm.models.base import SpecModel
 
 Latitude = Annotated[float, Field(ge=-90, le=90, description="Latitude in degrees, -90..90.")]
-Longitude = Annotated[
-    float, Field(ge=-180, le=180, description="Longitude in degrees, -180..180.")
-]
+Longitude = Annotated[float, Field(ge=-180, le=180, description="Longitude in degrees, -180..180.")]
 
 
 class GeoLocation(SpecModel):

@@ -1,7 +1,6 @@
 """Wolf's Moonlight HTTP `/serverinfo`: liveness and the BUSY/FREE "in use" signal."""
 
-import asyncio
-import xml.etree.ElementTree as ET  # noqa: N817  # parsing our own probe responses, small and bounded
+import xml.etree.ElementTree as ET  # parsing our own probe responses, small and bounded
 from dataclasses import dataclass
 
 import aiohttp
@@ -51,10 +50,10 @@ class HttpWolfProbe:
         url = f"http://{host}:{port}/serverinfo"
         try:
             async with self._session.get(url) as response:
-                if response.status != 200:  # noqa: PLR2004
+                if response.status != 200:
                     return None
                 body = await response.content.read(MAX_BODY_BYTES)
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
+        except (TimeoutError, aiohttp.ClientError, OSError):
             return None
         return parse_serverinfo(body.decode(errors="replace"))
 

@@ -52,4 +52,6 @@ def derive_access(master_key: bytes, uid: str) -> AccessMaterial:
 def verify_heartbeat_token(master_key: bytes, uid: str, presented: str) -> bool:
     """Constant-time check of a presented heartbeat token for one VM."""
     expected = derive_access(master_key, uid).heartbeat_token
-    return hmac.compare_digest(sha256(expected.encode()).digest(), sha256(presented.encode()).digest())
+    return hmac.compare_digest(
+        sha256(expected.encode()).digest(), sha256(presented.encode()).digest()
+    )

@@ -77,7 +77,10 @@ def auto_stop_verdict(
     activity = latest(last_activity, started_at) or started_at
     idle = (now - activity).total_seconds()
     session = (now - started_at).total_seconds()
-    if max_session_hours is not None and session >= timedelta(hours=max_session_hours).total_seconds():
+    if (
+        max_session_hours is not None
+        and session >= timedelta(hours=max_session_hours).total_seconds()
+    ):
         return ActivityVerdict(
             StopReason.MAX_SESSION,
             activity,

@@ -18,7 +18,14 @@ from gamevm.models.enums import CloudProvider, PowerRequest, RunStrategy, VMStat
 from gamevm.models.gamevm import GameVMSpec, GameVMStatus, ProviderDecision
 from gamevm.models.names import ANNOTATION_LAST_ACTIVITY, ANNOTATION_POWER_REQUEST
 from gamevm.models.names import access_secret_name as secret_name_for
-from gamevm.providers.base import CreateSpec, Instance, InstanceState, Provider, ProviderError
+from gamevm.providers.base import (
+    CreateSpec,
+    ErrorReason,
+    Instance,
+    InstanceState,
+    Provider,
+    ProviderError,
+)
 from gamevm.services.access import derive_access
 from gamevm.services.conditions import set_condition
 from gamevm.services.ports import AccessSecrets, Selector, VMRef, WolfProbe
@@ -36,7 +43,7 @@ INSTANCE_NAME_PREFIX = "gvm-"
 def instance_name(uid: str) -> str:
     """Deterministic provider-side name: the same GameVM always maps to the same instance."""
     digest = hashlib.sha256(uid.encode()).hexdigest()[:12]
-    return f"{INSTANCE_NAME_PREFIX}{uid.split('-')[0]}-{digest}"
+    return f"{INSTANCE_NAME_PREFIX}{uid.split('-', maxsplit=1)[0]}-{digest}"
 
 
 @dataclass(frozen=True)
@@ -245,7 +252,9 @@ class Reconciler:
                 decision.chosen_placement or "",
             )
             if offer is None:
-                self._fall_back(inp, out, "PlacementGone", "the chosen placement is no longer offered")
+                self._fall_back(
+                    inp, out, "PlacementGone", "the chosen placement is no longer offered"
+                )
                 return
             instance = await provider.create(
                 CreateSpec(
@@ -253,7 +262,10 @@ class Reconciler:
                     preset=st.preset or config.default_preset,
                     offer=offer,
                     ssh_public_key=material.ssh_public_key,
-                    tags={"gamevm.dev/namespace": inp.ref.namespace, "gamevm.dev/name": inp.ref.name},
+                    tags={
+                        "gamevm.dev/namespace": inp.ref.namespace,
+                        "gamevm.dev/name": inp.ref.name,
+                    },
                 )
             )
         st.provider_instance_id = instance.instance_id
@@ -290,7 +302,10 @@ class Reconciler:
 
     async def _operate(self, inp: StepInput, out: Outcome, request: PowerRequest | None) -> None:
         st = out.status
-        assert st.provider is not None and st.provider_instance_id is not None  # noqa: S101
+        if st.provider is None or st.provider_instance_id is None:
+            raise ProviderError(
+                ErrorReason.NOT_FOUND, "status has an instance id but no provider", retryable=False
+            )
         provider = self._providers[st.provider]
         instance = await provider.observe(st.provider_instance_id)
         if instance is None:
@@ -437,7 +452,9 @@ class Reconciler:
         st.gaming_environment_ready = False
         st.message = f"stopped: {message}"
         auto = reason in (StopReason.IDLE, StopReason.MAX_SESSION)
-        out.events.append(Event("Normal", "AutoStopped" if auto else "Stopped", f"{reason}: {message}"))
+        out.events.append(
+            Event("Normal", "AutoStopped" if auto else "Stopped", f"{reason}: {message}")
+        )
         self._set(out, inp, ConditionType.READY, "False", "Stopped", st.message)
         self._set(out, inp, ConditionType.ENVIRONMENT_READY, "False", "Stopped", "VM stopped")
         if auto:
@@ -453,7 +470,9 @@ class Reconciler:
             self._fall_back(inp, out, exc.reason.value, exc.message)
             return
         if exc.retryable:
-            delay = min(self._timings.retry_max, self._timings.retry_base * 2 ** min(inp.retries, 8))
+            delay = min(
+                self._timings.retry_max, self._timings.retry_base * 2 ** min(inp.retries, 8)
+            )
             delay = max(exc.retry_after or 0.0, random.uniform(delay / 2, delay))  # noqa: S311
             out.retryable_failure = True
             out.requeue_after = delay

@@ -34,7 +34,9 @@ T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 MASTER = b"k" * 32
 
 
-def _offer(provider: CloudProvider = CloudProvider.TENSORDOCK, placement: str = "hn-dallas") -> Offer:
+def _offer(
+    provider: CloudProvider = CloudProvider.TENSORDOCK, placement: str = "hn-dallas"
+) -> Offer:
     return Offer(
         provider=provider,
         region="us-dallas",
@@ -84,10 +86,14 @@ class FakeProvider:
         return self.instances.get(instance_id)
 
     async def start(self, instance_id: str) -> None:
-        self.instances[instance_id] = replace(self.instances[instance_id], state=InstanceState.RUNNING)
+        self.instances[instance_id] = replace(
+            self.instances[instance_id], state=InstanceState.RUNNING
+        )
 
     async def stop(self, instance_id: str) -> None:
-        self.instances[instance_id] = replace(self.instances[instance_id], state=InstanceState.STOPPED)
+        self.instances[instance_id] = replace(
+            self.instances[instance_id], state=InstanceState.STOPPED
+        )
 
     async def delete(self, instance_id: str) -> None:
         self.instances.pop(instance_id, None)
@@ -100,7 +106,9 @@ class FakeSelector:
     def __init__(self, offers: list[Offer]) -> None:
         self.offers = offers
 
-    async def select(self, spec: GameVMSpec, config: EmulatorConfigSpec, exclude: frozenset[str]) -> Selection:
+    async def select(
+        self, spec: GameVMSpec, config: EmulatorConfigSpec, exclude: frozenset[str]
+    ) -> Selection:
         for offer in self.offers:
             if f"{offer.provider}/{offer.placement_id}" not in exclude:
                 return Selection(chosen=offer, preset=VMPreset.PREMIUM)
@@ -147,7 +155,9 @@ class World:
     def __init__(self) -> None:
         self.td = FakeProvider(CloudProvider.TENSORDOCK)
         self.gcp = FakeProvider(CloudProvider.CLOUDYPAD_GCP)
-        self.selector = FakeSelector([_offer(), _offer(CloudProvider.CLOUDYPAD_GCP, "us-central1-a")])
+        self.selector = FakeSelector(
+            [_offer(), _offer(CloudProvider.CLOUDYPAD_GCP, "us-central1-a")]
+        )
         self.secrets = FakeSecrets()
         self.wolf = FakeWolf()
         self.reconciler = Reconciler(
@@ -192,7 +202,8 @@ async def test_create_records_choice_before_create_then_runs() -> None:
     w = World()
     out = await w.step()
     assert w.status.phase is VMStatus.CREATING
-    assert w.status.decision is not None and w.status.decision.chosen_provider is CloudProvider.TENSORDOCK
+    assert w.status.decision is not None
+    assert w.status.decision.chosen_provider is CloudProvider.TENSORDOCK
     assert w.td.creates == 0, "the choice is written to status before any create"
     assert out.requeue_after == 0  # type: ignore[attr-defined]
     await w.step()
@@ -237,7 +248,8 @@ async def test_retryable_error_backs_off_without_fallback() -> None:
     out = await w.step()
     assert out.retryable_failure  # type: ignore[attr-defined]
     assert out.requeue_after >= 7  # type: ignore[attr-defined]
-    assert w.status.decision is not None and w.status.decision.chosen_provider is CloudProvider.TENSORDOCK
+    assert w.status.decision is not None
+    assert w.status.decision.chosen_provider is CloudProvider.TENSORDOCK
 
 
 async def test_idle_vm_auto_stops_and_busy_keeps_it() -> None:

@@ -100,3 +100,8 @@ class Settings(BaseSettings):
         gt=0,
         description="How long terminated VM documents are kept (TTL index).",
     )
+    mirror_retry_max_delay: float = Field(
+        default=5.0,
+        gt=0,
+        description="Longest wait (seconds) between mirror write retries while MongoDB is down.",
+    )

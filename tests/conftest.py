@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fixtures.mongo",
     "tests.fixtures.simulators",
     "tests.fixtures.operator_env",
+    "tests.fixtures.chaos",
 ]

@@ -31,11 +31,20 @@ class ErrorReason(StrEnum):
 class ProviderError(Exception):
     """The only error providers raise. `retryable` decides backoff vs. phase `error`."""
 
-    def __init__(self, reason: ErrorReason, message: str, *, retryable: bool) -> None:
+    def __init__(
+        self,
+        reason: ErrorReason,
+        message: str,
+        *,
+        retryable: bool,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.reason = reason
         self.message = message
         self.retryable = retryable
+        self.retry_after = retry_after
+        """Seconds the provider asked us to wait (Retry-After), when it said so."""
 
     def __str__(self) -> str:
         return f"{self.reason}: {self.message}"

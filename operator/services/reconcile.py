@@ -269,15 +269,17 @@ class Reconciler:
                 )
             )
         st.provider_instance_id = instance.instance_id
-        out.events.append(
-            Event(
-                "Normal",
-                "InstanceCreated",
-                f"{decision.chosen_provider.value} instance {instance.instance_id} ({name})",
-            )
-        )
-        self._set(out, inp, ConditionType.PROVISIONED, "True", "InstanceCreated", "instance exists")
+        created = f"{decision.chosen_provider.value} instance {instance.instance_id} ({name})"
+        self._set(out, inp, ConditionType.PROVISIONED, "True", "InstanceCreated", created)
         await self._observe_running(inp, out, instance)
+        # One Event per step: when the new instance is already up, "Running" tells both.
+        running = next((e for e in out.events if e.reason == "Running"), None)
+        if running is None:
+            out.events.append(Event("Normal", "InstanceCreated", created))
+        else:
+            out.events[out.events.index(running)] = Event(
+                "Normal", "Running", f"{created} created; {running.message}"
+            )
 
     def _fall_back(self, inp: StepInput, out: Outcome, reason: str, message: str) -> None:
         st = out.status

@@ -14,6 +14,13 @@ Preset: the provider's `presetOverride`, else the console's `defaultPreset`; a m
 `gameOverrides` entry for `spec.gameId` is a minimum that raises either (a heavy game is
 never given a smaller VM because a provider prefers one).
 
+Regions: adapters return offers in every region (`OfferRequest.regions` is only a hint);
+selection enforces the restriction so each excluded placement shows as RegionNotAllowed.
+A restriction matches an offer's region, placement id (zone, hostnode) or city.
+
+Verdict order: per provider in priority order, its eligible offers (ranked) then its
+rejected ones; then the plan's rejections (Disabled, NotRequested, BelowMinimums).
+
 Distance: great-circle kilometres, the formula and Earth radius of
 `geopy.distance.great_circle` (a unit test pins them equal), inlined and memoised per
 coordinate because geopy's object-per-call API costs ~13 us per offer. Without a user

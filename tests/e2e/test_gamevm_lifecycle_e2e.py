@@ -56,7 +56,7 @@ def test_create_to_running_and_delete(
         assert column in wide
 
     reasons = {e["reason"] for e in gamevms.events("mario")}
-    assert {"ProviderSelected", "InstanceCreated", "Running"} <= reasons
+    assert {"ProviderSelected", "Running"} <= reasons
 
     secret = json.loads(
         kubectl("get", "secret", "mario-access", "-o", "json", namespace=gamevms.namespace).stdout

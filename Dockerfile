@@ -1,0 +1,54 @@
+# syntax=docker/dockerfile:1
+# gamevm-operator image: dependencies from the hash-locked docker/requirements.lock
+# into a virtualenv, the project as a wheel, then only that virtualenv on a
+# fresh copy of the same slim base, running as a numeric non-root user.
+#
+#   docker build -t gamevm-operator:0.1.0 .
+#
+# Base: python 3.11.14 on Debian bookworm (slim), pinned by tag and by the digest
+# of its multi-architecture index; both stages must use the same interpreter
+# because the virtualenv links to it.
+ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm@sha256:65a93d69fa75478d554f4ad27c85c1e69fa184956261b4301ebaf6dbb0a3543d
+
+FROM ${PYTHON_IMAGE} AS builder
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /build
+# Dependencies first: this layer is reused until the lock changes. Binary
+# wheels only, so the builder needs no compiler.
+COPY docker/requirements.lock ./
+RUN python -m venv /opt/venv \
+ && /opt/venv/bin/pip install --no-deps --require-hashes --only-binary=:all: \
+      -r requirements.lock
+COPY pyproject.toml setup.py README.md ./
+COPY operator/ ./operator/
+# The project itself as a wheel (build backend pinned in pyproject.toml), then
+# pip is removed from the virtualenv: nothing installs at run time.
+RUN /opt/venv/bin/pip wheel --no-deps --wheel-dir /wheels . \
+ && /opt/venv/bin/pip install --no-deps /wheels/gamevm_operator-*.whl \
+ && /opt/venv/bin/pip uninstall --yes pip
+
+FROM ${PYTHON_IMAGE}
+LABEL org.opencontainers.image.title="gamevm-operator" \
+      org.opencontainers.image.description="Kubernetes operator for cloud gaming VMs (Nintendo console emulation)" \
+      org.opencontainers.image.licenses="Apache-2.0"
+# The base image's own pip/setuptools/wheel are build tools the operator never uses.
+RUN python -m pip uninstall --yes --disable-pip-version-check pip setuptools wheel
+COPY --from=builder /opt/venv /opt/venv
+# The root filesystem is read-only in the Deployment: no .pyc writes, HOME on
+# the /tmp emptyDir. The HTTP server (/healthz, /metrics, heartbeat, read API)
+# listens on all interfaces inside the pod on 8080.
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    HOME=/tmp \
+    GAMEVM_HTTP_HOST=0.0.0.0 \
+    GAMEVM_HTTP_PORT=8080
+WORKDIR /tmp
+# 65532 is the conventional "nonroot" uid/gid (distroless); numeric so the
+# kubelet can verify runAsNonRoot without a passwd lookup.
+USER 65532:65532
+EXPOSE 8080
+# Exec form: the operator is PID 1 and gets SIGTERM directly, so kopf can
+# release its handlers cleanly; liveness is served on :8080/healthz.
+ENTRYPOINT ["/opt/venv/bin/gamevm-operator", "run"]

@@ -1,0 +1,407 @@
+"""`make bench`: our operator against the bare-kopf floor, N GameVMs applied at once.
+
+Run: `.venv/bin/python bench/run.py [--n 100 --n 1000] [--idle-seconds 30] [--profile]`
+(default N: 100 and 1000; `--n 50` for a quick run).
+
+For each N, on a private local control plane (etcd, kube-apiserver, controller manager,
+CRDs) and a zero-delay TensorDock simulator with scaled-up capacity:
+1. the floor (bench/floor_operator.py) sets status.phase=running on N GameVMs;
+2. `gamevm-operator run` provisions N GameVMs to running.
+Measured: seconds from the first create to the last VM seen running (a watch), per-VM
+latency (create response -> running seen; the response marks creationTimestamp to
+sub-second precision, which the 1 s creationTimestamp itself does not), write requests
+counted by kube-apiserver's /metrics (`apiserver_request_total`, leases excluded), peak
+RSS (VmHWM) and, for ours, idle CPU over `--idle-seconds` with every VM running under
+its auto-stop timer. Writes bench/results/latest.json and latest.png.
+
+`--profile` runs our operator under cProfile (bench/profiled_operator.py) and prints
+the top functions; figures from a profiled run are slower, so do not publish them.
+"""
+
+import argparse
+import http.client
+import json
+import os
+import pstats
+import secrets
+import shutil
+import sys
+import tempfile
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+import yaml  # noqa: E402
+from kubernetes import client, config  # noqa: E402
+
+from bench import apimetrics, procstats, report  # noqa: E402
+from bench.stats import percentile  # noqa: E402
+from bench.workload import RunningWatch, create_all  # noqa: E402
+from gamevm.devstack.processes import ManagedProcess, free_port  # noqa: E402
+from gamevm.devstack.stack import Stack  # noqa: E402
+from gamevm.devstack.steps import CONTROL_PLANE, default_steps  # noqa: E402
+from gamevm.models.names import GAMEVM_PLURAL, GROUP, VERSION  # noqa: E402
+from tests.fixtures.operator_env import (  # noqa: E402
+    OPERATOR_NAMESPACE,
+    credentials_secret,
+    premium_config,
+)
+from tests.fixtures.stack import operator_command  # noqa: E402
+
+RESULTS = REPO / "bench" / "results"
+CONSOLE = "nes"
+"""A retro console: 2 vCPU, no GPU, so the simulator's scaled catalogue holds every VM."""
+SETTLE_S = 5.0
+"""Pause before and after a measurement so start-up and trailing writes stay outside it."""
+VMS_PER_SCALE = 30
+"""Every player is in Dallas and the nearest stock hostnode holds 32 retro VMs (64 vCPU,
+4000 GB disk at 100 GB each): scale so that it holds every VM of the run. Otherwise the
+benchmark measures capacity fallbacks (create refused, re-select), not the operator."""
+
+
+def log(line: str) -> None:
+    print(f"[bench] {line}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class Bench:
+    """The shared environment of one `make bench`."""
+
+    stack: Stack
+    api: client.ApiClient
+    workdir: Path
+    sim_url: str
+    sim_token: str
+    sim: ManagedProcess
+    idle_seconds: float
+    profile: bool
+    timeout_per_vm: float
+
+    def kubectl_apply(self, manifest: dict[str, object]) -> None:
+        self.stack.kubectl("apply", "-f", "-", input_text=yaml.safe_dump(manifest))
+
+    def scrape(self) -> str:
+        return self.stack.kubectl("get", "--raw", "/metrics", timeout=60).stdout
+
+    def sim_requests(self) -> dict[str, int]:
+        """Requests served by the simulator so far, per route."""
+        root = self.sim_url.removesuffix("/api/v2")
+        with urllib.request.urlopen(f"{root}/_sim/stats", timeout=10) as resp:  # noqa: S310
+            stats = json.loads(resp.read())
+        return {str(k): int(v) for k, v in stats["requests"].items()}
+
+    def event_reasons(self, namespace: str) -> dict[str, int]:
+        """Events in a namespace, counted by reason."""
+        events = client.CoreV1Api(self.api).list_namespaced_event(namespace)
+        return dict(Counter(e.reason for e in events.items))
+
+    def object_bytes(self, namespace: str) -> int:
+        """JSON size of one GameVM as stored (what every watch event carries)."""
+        obj = client.CustomObjectsApi(self.api).get_namespaced_custom_object(
+            GROUP, VERSION, namespace, GAMEVM_PLURAL, "vm-00000"
+        )
+        return len(json.dumps(obj, separators=(",", ":")))
+
+    def control_plane_pids(self) -> dict[str, int]:
+        pids = {}
+        for step in self.stack.steps:
+            for process in step.processes(self.stack):
+                if process.pid is not None and process.running():
+                    pids[process.name] = process.pid
+        return pids
+
+
+def start_simulator(workdir: Path, scale: int) -> tuple[ManagedProcess, str, str]:
+    """The scaled TensorDock simulator on a free loopback port; (process, base URL, token)."""
+    token = secrets.token_urlsafe(16)
+    port = free_port()
+    process = ManagedProcess(
+        name="tensordock-sim",
+        command=[
+            sys.executable,
+            str(REPO / "bench" / "scaled_tensordock.py"),
+            "--scale",
+            str(scale),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--token",
+            token,
+            "--delay-scale",
+            "0",
+            "--rate-limit",
+            "1000000",
+        ],
+        log_path=workdir / "tensordock-sim.log",
+        pid_path=workdir / "tensordock-sim.pid",
+    )
+    process.start()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+            conn.request("GET", "/_sim/health")
+            if conn.getresponse().status == 200:
+                return process, f"http://127.0.0.1:{port}/api/v2", token
+        except OSError:
+            pass
+        if not process.running():
+            break
+        time.sleep(0.1)
+    process.stop()
+    raise RuntimeError(f"TensorDock simulator did not start; see {process.log_path}")
+
+
+def wait_for_log(process: ManagedProcess, text: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if text in process.log_path.read_text(errors="replace"):
+            return
+        if not process.running():
+            break
+        time.sleep(0.1)
+    raise RuntimeError(f"{process.name}: {text!r} not logged; see {process.log_path}")
+
+
+@contextmanager
+def operator(bench: Bench, kind: str, namespace: str) -> Iterator[ManagedProcess]:
+    """Our operator or the floor, watching `namespace` only; stopped by pid on exit."""
+    env = dict(os.environ)
+    env["KUBECONFIG"] = str(bench.stack.kubeconfig)
+    if kind == "floor":
+        command = [sys.executable, str(REPO / "bench" / "floor_operator.py"), namespace]
+        ready = "floor operator started"
+    else:
+        env.update(
+            {
+                "GAMEVM_NAMESPACE": OPERATOR_NAMESPACE,
+                "GAMEVM_WATCH_NAMESPACES": f'["{namespace}"]',
+                "GAMEVM_TENSORDOCK_API_URL": bench.sim_url,
+                # The simulator allows 1e6/min; TensorDock's real 100/min would make this
+                # a benchmark of the rate limit, not of the operator.
+                "GAMEVM_TENSORDOCK_REQUESTS_PER_MINUTE": "1000000",
+                "GAMEVM_HTTP_HOST": "127.0.0.1",
+                "GAMEVM_HTTP_PORT": str(free_port()),
+            }
+        )
+        command = operator_command()
+        if bench.profile:
+            env["GAMEVM_BENCH_PROFILE"] = str(bench.workdir / f"{namespace}.prof")
+            command = [sys.executable, str(REPO / "bench" / "profiled_operator.py")]
+        ready = "gamevm-operator started"
+    process = ManagedProcess(
+        name=kind,
+        command=command,
+        log_path=bench.workdir / f"{namespace}.log",
+        pid_path=bench.workdir / f"{namespace}.pid",
+        env=env,
+    )
+    process.start()
+    try:
+        wait_for_log(process, ready, timeout=60)
+        yield process
+    finally:
+        process.stop(timeout=60)
+
+
+def measure(bench: Bench, kind: str, n: int) -> report.RunResult:
+    """Provision N GameVMs with one operator and measure it."""
+    namespace = f"bench-{kind}-{n}-{secrets.token_hex(2)}"
+    bench.stack.kubectl("create", "namespace", namespace)
+    names = [f"vm-{i:05d}" for i in range(n)]
+    created: dict[str, float] = {}
+    with operator(bench, kind, namespace) as process:
+        pid = process.pid or 0
+        time.sleep(SETTLE_S)
+        pids = {kind: pid, "simulator": bench.sim.pid or 0, **bench.control_plane_pids()}
+        cpu_before = {name: procstats.cpu_seconds(p) for name, p in pids.items() if p}
+        metrics_before = bench.scrape()
+        sim_before = bench.sim_requests()
+        watcher = RunningWatch(bench.api, namespace, n)
+        watcher.start()
+        started = time.time()
+        create_all(bench.api, namespace, names, CONSOLE, created.__setitem__)
+        create_s = time.time() - started
+        complete = watcher.all_running.wait(timeout=30 + n * bench.timeout_per_vm)
+        watcher.stop()
+        dump_trace(bench.workdir / f"{namespace}-trace.json", watcher, created)
+        seen = dict(watcher.running)
+        finished = max(seen.values()) if seen else time.time()
+        metrics_after = bench.scrape()
+        sim_after = bench.sim_requests()
+        cpu_after = {name: procstats.cpu_seconds(p) for name, p in pids.items() if p}
+        rss = procstats.peak_rss_mb(pid)
+        idle_cpu = idle_writes = None
+        idle_detail = ""
+        if kind == "ours" and complete and bench.idle_seconds > 0:
+            idle_cpu, idle_writes, idle_detail = idle(bench, pid)
+            rss = procstats.peak_rss_mb(pid)
+    if not complete:
+        log(f"{kind} N={n}: only {len(seen)} of {n} running; see {process.log_path}")
+    if kind == "floor":
+        bench.stack.kubectl("delete", "namespace", namespace, "--wait=false")
+    writes = apimetrics.writes_between(metrics_before, metrics_after)
+    total = sum(writes.values())
+    creates = writes.get(("POST", "gamevms", ""), 0)
+    latencies = [seen[name] - created[name] for name in seen if name in created]
+    result = report.RunResult(
+        kind=kind,
+        n=n,
+        complete=complete,
+        all_running_s=finished - started,
+        create_s=create_s,
+        p50_s=percentile(latencies, 50) if latencies else float("nan"),
+        p99_s=percentile(latencies, 99) if latencies else float("nan"),
+        writes=total,
+        writes_per_vm=total / n,
+        operator_writes_per_vm=(total - creates) / n,
+        writes_detail=apimetrics.describe(writes),
+        rss_mb=rss,
+        idle_cpu_pct=idle_cpu,
+        idle_writes=idle_writes,
+        idle_writes_detail=idle_detail,
+        cpu_s={name: round(cpu_after[name] - cpu_before[name], 2) for name in cpu_after},
+        latencies_s=latencies,
+        sim_requests={
+            route: sim_after[route] - sim_before.get(route, 0)
+            for route in sim_after
+            if sim_after[route] > sim_before.get(route, 0)
+        },
+        event_reasons=bench.event_reasons(namespace),
+        server_time=apimetrics.describe_seconds(
+            apimetrics.server_seconds_between(metrics_before, metrics_after)
+        ),
+        object_bytes=bench.object_bytes(namespace),
+        load_average=os.getloadavg()[0],
+    )
+    log(
+        f"{kind} N={n}: all running in {result.all_running_s:.2f}s (creates took "
+        f"{create_s:.2f}s); writes {result.writes_detail}; CPU s {result.cpu_s}; "
+        f"simulator requests {result.sim_requests}; "
+        f"Events {result.event_reasons}; API server time {result.server_time}; "
+        f"GameVM size {result.object_bytes} B; load average {result.load_average:.1f}"
+    )
+    if kind == "ours" and bench.profile:
+        print_profile(bench.workdir / f"{namespace}.prof")
+    return result
+
+
+def dump_trace(path: Path, watcher: RunningWatch, created: dict[str, float]) -> None:
+    """Every watch event per VM (seconds after its create) and the traced object's versions."""
+    timeline = {
+        name: [(round(t - created.get(name, t), 3), kind, phase) for t, kind, phase in events]
+        for name, events in watcher.history.items()
+    }
+    path.write_text(json.dumps({"timeline": timeline, "traced": watcher.traced}, indent=1))
+
+
+def idle(bench: Bench, pid: int) -> tuple[float, int, str]:
+    """Idle CPU (% of one core) and writes over `idle_seconds`, every VM running."""
+    time.sleep(SETTLE_S)
+    before = bench.scrape()
+    cpu0, t0 = procstats.cpu_seconds(pid), time.monotonic()
+    time.sleep(bench.idle_seconds)
+    cpu1, t1 = procstats.cpu_seconds(pid), time.monotonic()
+    writes = apimetrics.writes_between(before, bench.scrape())
+    return 100 * (cpu1 - cpu0) / (t1 - t0), sum(writes.values()), apimetrics.describe(writes)
+
+
+def print_profile(path: Path) -> None:
+    if not path.exists():
+        log(f"no profile at {path}")
+        return
+    stats = pstats.Stats(str(path), stream=sys.stderr)
+    stats.sort_stats("tottime").print_stats(25)
+    stats.sort_stats("cumulative").print_stats(40)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, action="append", help="GameVMs (repeatable)")
+    parser.add_argument("--idle-seconds", type=float, default=30.0)
+    parser.add_argument("--timeout-per-vm", type=float, default=1.0, help="seconds per VM")
+    parser.add_argument("--profile", action="store_true", help="cProfile our operator")
+    parser.add_argument("--only", choices=("ours", "floor"), help="measure one operator")
+    parser.add_argument("--keep", action="store_true", help="keep the work folder")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    sizes = sorted(set(args.n or [100, 1000]))
+    workdir = Path(tempfile.mkdtemp(prefix="gamevm-bench-"))
+    stack = Stack(workdir / "stack", steps=default_steps(with_operator=False), progress=log)
+    sim: ManagedProcess | None = None
+    results: list[report.RunResult] = []
+    try:
+        stack.up(only=(*CONTROL_PLANE, "crds"))
+        scale = max(1, -(-sum(sizes) // VMS_PER_SCALE))
+        sim, sim_url, token = start_simulator(workdir, scale)
+        api = config.new_client_from_config(config_file=str(stack.kubeconfig))
+        api.configuration.connection_pool_maxsize = 32
+        api.rest_client.pool_manager.connection_pool_kw["maxsize"] = 32
+        bench = Bench(
+            stack,
+            api,
+            workdir,
+            sim_url,
+            token,
+            sim,
+            args.idle_seconds,
+            args.profile,
+            args.timeout_per_vm,
+        )
+        stack.kubectl("create", "namespace", OPERATOR_NAMESPACE)
+        bench.kubectl_apply(credentials_secret(token, {}))
+        bench.kubectl_apply(
+            premium_config(
+                CONSOLE,
+                preferredProviders=[
+                    {"provider": "tensordock", "priority": 1, "costPerHourLimit": 2.0}
+                ],
+                defaultPreset="retro",
+                minCpu=2,
+                minRamGb=4,
+                requiresGpu=False,
+            )
+        )
+        kinds = [args.only] if args.only else ["floor", "ours"]
+        for n in sizes:
+            for kind in kinds:
+                log(f"{kind}: N={n}")
+                results.append(measure(bench, kind, n))
+        print(report.table(results))
+        if not args.only:
+            headline = report.summary(results)
+            print()
+            print("\n".join(report.target_lines(headline)))
+            RESULTS.mkdir(parents=True, exist_ok=True)
+            report.write_json(
+                RESULTS / "latest.json",
+                results,
+                {"console": CONSOLE, "idle_seconds": args.idle_seconds, "cpus": os.cpu_count()},
+            )
+            report.plot(RESULTS / "latest.png", results)
+            print(f"\nwrote {RESULTS / 'latest.json'} and {RESULTS / 'latest.png'}")
+    finally:
+        if sim is not None:
+            sim.stop()
+        stack.down()
+        if args.keep:
+            log(f"kept {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,177 @@
+"""Finding (or building once) the binaries of the local control plane.
+
+Lookup order for each Kubernetes binary: its own variable (GAMEVM_KUBE_APISERVER,
+GAMEVM_KUBE_CONTROLLER_MANAGER, GAMEVM_KUBECTL, GAMEVM_ETCD), then
+KUBEBUILDER_ASSETS, then PATH, then the cache folder (~/.cache/gamevm/bin or
+GAMEVM_BIN_DIR); kube-apiserver, kube-controller-manager and kubectl are built
+there with the machine's Go by hack/build-kube.sh when nothing is found. etcd comes
+from Debian's etcd-server package.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+KUBE_VERSION = "v1.34.4"
+"""The pinned Kubernetes release the hack script builds (keep in sync with hack/build-kube.sh)."""
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+BUILD_SCRIPT = REPO_ROOT / "hack" / "build-kube.sh"
+
+Progress = Callable[[str], None]
+
+
+class BinaryNotFoundError(RuntimeError):
+    """A binary could not be found or built; the message says what to install or set."""
+
+
+@dataclass(frozen=True)
+class BinarySpec:
+    """How to find one binary."""
+
+    name: str
+    env_var: str
+    buildable: bool
+    install_hint: str
+
+
+KUBE_APISERVER = BinarySpec(
+    "kube-apiserver",
+    "GAMEVM_KUBE_APISERVER",
+    buildable=True,
+    install_hint="install Go 1.24+ so hack/build-kube.sh can build it, or set "
+    "GAMEVM_KUBE_APISERVER / KUBEBUILDER_ASSETS to an existing kube-apiserver",
+)
+KUBE_CONTROLLER_MANAGER = BinarySpec(
+    "kube-controller-manager",
+    "GAMEVM_KUBE_CONTROLLER_MANAGER",
+    buildable=True,
+    install_hint="install Go 1.24+ so hack/build-kube.sh can build it, or set "
+    "GAMEVM_KUBE_CONTROLLER_MANAGER to an existing kube-controller-manager",
+)
+KUBECTL = BinarySpec(
+    "kubectl",
+    "GAMEVM_KUBECTL",
+    buildable=True,
+    install_hint="install kubectl (or Go 1.24+ to build it), or set GAMEVM_KUBECTL",
+)
+ETCD = BinarySpec(
+    "etcd",
+    "GAMEVM_ETCD",
+    buildable=False,
+    install_hint="install Debian's etcd-server package (`apt-get install etcd-server`), "
+    "or set GAMEVM_ETCD to an etcd 3.4.22+ binary",
+)
+
+
+def bin_dir() -> Path:
+    """The cache folder of built binaries (GAMEVM_BIN_DIR or ~/.cache/gamevm/bin)."""
+    override = os.environ.get("GAMEVM_BIN_DIR")
+    return Path(override) if override else Path.home() / ".cache" / "gamevm" / "bin"
+
+
+def _executable(path: Path) -> bool:
+    return path.is_file() and os.access(path, os.X_OK)
+
+
+def find_existing(spec: BinarySpec) -> Path | None:
+    """The first existing binary in lookup order, without building anything."""
+    explicit = os.environ.get(spec.env_var)
+    if explicit:
+        path = Path(explicit)
+        if not _executable(path):
+            raise BinaryNotFoundError(
+                f"{spec.env_var}={explicit} is not an executable file; fix or unset it"
+            )
+        return path
+    assets = os.environ.get("KUBEBUILDER_ASSETS")
+    if assets and _executable(Path(assets) / spec.name):
+        return Path(assets) / spec.name
+    on_path = shutil.which(spec.name)
+    if on_path:
+        return Path(on_path)
+    cached = bin_dir() / spec.name
+    if _executable(cached) and _cached_version_ok(spec, cached):
+        return cached
+    return None
+
+
+def _cached_version_ok(spec: BinarySpec, path: Path) -> bool:
+    """Whether a binary in the cache was built from KUBE_VERSION (else it is rebuilt)."""
+    if spec.name not in ("kube-apiserver", "kube-controller-manager"):
+        return True
+    try:
+        out = subprocess.run(
+            [str(path), "--version"], capture_output=True, text=True, timeout=30, check=False
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return out.split()[-1:] == [KUBE_VERSION]
+
+
+def build(names: list[str], progress: Progress) -> None:
+    """Build Kubernetes binaries into the cache folder with hack/build-kube.sh."""
+    if not BUILD_SCRIPT.exists():
+        raise BinaryNotFoundError(
+            f"{BUILD_SCRIPT} is missing (not a source checkout?); set "
+            "GAMEVM_KUBE_APISERVER / GAMEVM_KUBE_CONTROLLER_MANAGER to existing binaries"
+        )
+    if shutil.which("go") is None:
+        raise BinaryNotFoundError(
+            f"{', '.join(names)} not found and `go` is not on PATH to build "
+            f"{'them' if len(names) > 1 else 'it'}: install Go 1.24+ (https://go.dev/dl/), "
+            "or set KUBEBUILDER_ASSETS / GAMEVM_KUBE_APISERVER / "
+            "GAMEVM_KUBE_CONTROLLER_MANAGER to existing binaries"
+        )
+    target = bin_dir()
+    target.mkdir(parents=True, exist_ok=True)
+    log = target / "build.log"
+    progress(
+        f"building {', '.join(names)} {KUBE_VERSION} with Go into {target} "
+        f"(several minutes the first time; log: {log})"
+    )
+    started = time.monotonic()
+    with log.open("ab") as out:
+        result = subprocess.run(
+            ["bash", str(BUILD_SCRIPT), str(target), *names],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            check=False,
+        )
+    if result.returncode != 0:
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
+        raise BinaryNotFoundError(
+            f"building {', '.join(names)} failed (exit {result.returncode}); see {log}:\n{tail}"
+        )
+    progress(f"built {', '.join(names)} in {time.monotonic() - started:.0f}s")
+
+
+def resolve(specs: list[BinarySpec], progress: Progress) -> dict[str, Path]:
+    """Find every binary in `specs`, building the missing buildable ones in one go."""
+    found: dict[str, Path] = {}
+    missing: list[BinarySpec] = []
+    for spec in specs:
+        path = find_existing(spec)
+        if path is None:
+            missing.append(spec)
+        else:
+            found[spec.name] = path
+    unbuildable = [spec for spec in missing if not spec.buildable]
+    if unbuildable:
+        raise BinaryNotFoundError(
+            "; ".join(f"{spec.name} not found: {spec.install_hint}" for spec in unbuildable)
+        )
+    if missing:
+        build([spec.name for spec in missing], progress)
+        for spec in missing:
+            path = bin_dir() / spec.name
+            if not _executable(path):
+                raise BinaryNotFoundError(f"{spec.name} not found after build: {spec.install_hint}")
+            found[spec.name] = path
+    return found

@@ -1,0 +1,247 @@
+"""Steps after the control plane: the Mongo-compatible server, the provider
+simulators, the operator and the sample manifests.
+
+Each one checks that its module has landed and otherwise reports "pending", so
+the stack is usable while the other areas are still being written.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import ClassVar
+
+from gamevm.devstack.binaries import REPO_ROOT
+from gamevm.devstack.processes import ManagedProcess, port_accepts, wait_for_port
+from gamevm.devstack.stack import ProcessStep, Stack, Step, StepPendingError
+
+OPERATOR_NAMESPACE = "gamevm-system"
+
+
+def _module_or_pending(name: str) -> ModuleType:
+    if importlib.util.find_spec(name) is None:
+        raise StepPendingError(f"module {name} has not landed yet")
+    return importlib.import_module(name)
+
+
+def _has_module(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def venv_script(name: str) -> Path:
+    """A console script installed next to the running interpreter."""
+    return Path(sys.executable).parent / name
+
+
+class MongoStep(ProcessStep):
+    """The MongoDB-compatible server from gamevm.devstack.mongo (owned by the Mongo area)."""
+
+    name = "mongo"
+
+    def _module(self) -> ModuleType:
+        return _module_or_pending("gamevm.devstack.mongo")
+
+    def executable(self, stack: Stack) -> str:
+        # Stop/status must not build anything: the recorded command line names the
+        # binary; fall back to a name that matches nothing when the module is absent.
+        if not _has_module("gamevm.devstack.mongo"):
+            return "mongo-server"
+        cached = stack.state.exports.get("GAMEVM_DEV_MONGO_BINARY")
+        return cached or "mongo-server"
+
+    def command(self, stack: Stack, port: int) -> list[str]:
+        module = self._module()
+        binary: Path = module.mongo_binary()
+        stack.state.exports["GAMEVM_DEV_MONGO_BINARY"] = str(binary)
+        data_dir = stack.root / "mongo-data"
+        data_dir.mkdir(parents=True, exist_ok=True)
+        command: list[str] = module.mongo_command(binary, data_dir, port)
+        return command
+
+    def up(self, stack: Stack) -> str:
+        self._module()  # pending before anything else when the module is missing
+        return super().up(stack)
+
+    def healthy(self, stack: Stack, port: int) -> bool:
+        return port_accepts(port)
+
+    def wait_healthy(self, stack: Stack, process: ManagedProcess, port: int) -> None:
+        wait_for_port(port, 60, alive=process.alive)
+        # Listening is not serving: wait for `ping` when the module offers it.
+        ping = getattr(self._module(), "wait_until_ready", None)
+        if ping is not None:
+            ping(port, 60.0)
+
+    def after(self, stack: Stack, port: int) -> None:
+        uri: str = self._module().mongo_uri(port)
+        stack.state.exports["GAMEVM_MONGODB_URI"] = uri
+
+
+class TensorDockSimulatorStep(ProcessStep):
+    """The TensorDock API simulator (python -m gamevm.simulators.tensordock)."""
+
+    name = "tensordock-simulator"
+    module_name: ClassVar[str] = "gamevm.simulators.tensordock"
+    api_path: ClassVar[str] = "/api/v2"
+
+    def executable(self, stack: Stack) -> str:
+        return sys.executable
+
+    def command(self, stack: Stack, port: int) -> list[str]:
+        return [
+            sys.executable, "-m", self.module_name, "--host", "127.0.0.1", "--port", str(port),
+            # VMs survive a simulator restart, like the cluster's GameVMs do.
+            "--state-file", str(stack.root / "tensordock-state.json"),
+        ]  # fmt: skip
+
+    def up(self, stack: Stack) -> str:
+        if not _has_module(self.module_name):
+            raise StepPendingError(f"module {self.module_name} has not landed yet")
+        return super().up(stack)
+
+    def healthy(self, stack: Stack, port: int) -> bool:
+        return port_accepts(port)
+
+    def wait_healthy(self, stack: Stack, process: ManagedProcess, port: int) -> None:
+        wait_for_port(port, 30, alive=process.alive)
+
+    def after(self, stack: Stack, port: int) -> None:
+        module = importlib.import_module(self.module_name)
+        api_path = str(getattr(module, "API_PATH", self.api_path))
+        stack.state.exports["GAMEVM_TENSORDOCK_API_URL"] = f"http://127.0.0.1:{port}{api_path}"
+
+
+class CloudyPadSimulatorStep(Step):
+    """The CloudyPad CLI simulator: no process, just its home folder and CLI path."""
+
+    name = "cloudypad-simulator"
+    module_name: ClassVar[str] = "gamevm.simulators.cloudypad_cli"
+
+    def up(self, stack: Stack) -> str:
+        script = venv_script("cloudypad-sim")
+        if not _has_module(self.module_name) or not script.exists():
+            raise StepPendingError(
+                f"module {self.module_name} / script {script.name} not there yet"
+            )
+        home = stack.root / "cloudypad-home"
+        home.mkdir(parents=True, exist_ok=True)
+        stack.state.exports["CLOUDYPAD_HOME"] = str(home)
+        stack.state.exports["GAMEVM_CLOUDYPAD_CLI"] = str(script)
+        return f"CLI {script}, CLOUDYPAD_HOME={home}"
+
+
+class SimulatorCredentialsStep(Step):
+    """The provider credentials Secret the operator reads, filled with values the
+    simulators accept (fake by design). A Secret that already exists is left alone,
+    so real credentials put there by hand survive `dev up`."""
+
+    name = "simulator-credentials"
+
+    def _values(self, stack: Stack) -> dict[str, str]:
+        from gamevm.providers.credentials import CREDENTIAL_KEYS, TENSORDOCK_TOKEN
+
+        values: dict[str, str] = {}
+        for keys in CREDENTIAL_KEYS.values():
+            for key in keys.required:
+                values[key] = f"gamevm-dev-{key.lower().replace('_', '-')}"
+        app = importlib.import_module(f"{TensorDockSimulatorStep.module_name}.app")
+        values[TENSORDOCK_TOKEN] = str(app.DEFAULT_TOKEN)
+        # The CloudyPad simulator wants GCP credentials as a file that exists.
+        gcp_file = stack.root / "cloudypad-home" / "gcp-service-account.json"
+        gcp_file.parent.mkdir(parents=True, exist_ok=True)
+        gcp_file.write_text('{"type": "service_account", "project_id": "gamevm-dev"}\n')
+        values["GOOGLE_APPLICATION_CREDENTIALS"] = str(gcp_file)
+        return values
+
+    def up(self, stack: Stack) -> str:
+        if not _has_module(TensorDockSimulatorStep.module_name) or not _has_module(
+            "gamevm.providers.credentials"
+        ):
+            raise StepPendingError("simulators or gamevm.providers.credentials not there yet")
+        from gamevm.settings import Settings
+
+        secret_name = Settings().credentials_secret
+        namespace = stack.kubectl(
+            "create", "namespace", OPERATOR_NAMESPACE, "--dry-run=client", "-o=yaml"
+        )
+        stack.kubectl("apply", "-f", "-", input_text=namespace.stdout)
+        exists = stack.kubectl(
+            "get", "secret", secret_name, f"--namespace={OPERATOR_NAMESPACE}", check=False
+        )
+        if exists.returncode == 0:
+            return f"secret {OPERATOR_NAMESPACE}/{secret_name} exists, left as is"
+        literals = [f"--from-literal={k}={v}" for k, v in sorted(self._values(stack).items())]
+        stack.kubectl(
+            "create", "secret", "generic", secret_name, f"--namespace={OPERATOR_NAMESPACE}",
+            *literals,
+        )  # fmt: skip
+        return f"created secret {OPERATOR_NAMESPACE}/{secret_name} (simulator values)"
+
+
+class OperatorStep(ProcessStep):
+    """`gamevm-operator run` against the stack, with the stack's GAMEVM_* settings."""
+
+    name = "operator"
+    enabled: bool = True
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+
+    def executable(self, stack: Stack) -> str:
+        return str(venv_script("gamevm-operator"))
+
+    def command(self, stack: Stack, port: int) -> list[str]:
+        return [str(venv_script("gamevm-operator")), "run"]
+
+    def env(self, stack: Stack, port: int) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(stack.state.exports)
+        env["GAMEVM_HTTP_HOST"] = "127.0.0.1"
+        env["GAMEVM_HTTP_PORT"] = str(port)
+        env["GAMEVM_NAMESPACE"] = OPERATOR_NAMESPACE
+        return env
+
+    def up(self, stack: Stack) -> str:
+        if not self.enabled:
+            return "skipped (--no-operator)"
+        if not _has_module("gamevm.main"):
+            raise StepPendingError("module gamevm.main has not landed yet")
+        namespace = stack.kubectl(
+            "create", "namespace", OPERATOR_NAMESPACE, "--dry-run=client", "-o=yaml"
+        )
+        stack.kubectl("apply", "-f", "-", input_text=namespace.stdout)
+        return super().up(stack)
+
+    def healthy(self, stack: Stack, port: int) -> bool:
+        return port_accepts(port)
+
+    def wait_healthy(self, stack: Stack, process: ManagedProcess, port: int) -> None:
+        wait_for_port(port, 60, alive=process.alive)
+
+    def after(self, stack: Stack, port: int) -> None:
+        stack.state.exports["GAMEVM_OPERATOR_URL"] = f"http://127.0.0.1:{port}"
+
+
+class SamplesStep(Step):
+    """`kubectl apply` of manifests/samples/ (the EmulatorConfigs and sample GameVMs),
+    through its kustomization.yaml when there is one."""
+
+    name = "samples"
+    folder: ClassVar[Path] = REPO_ROOT / "manifests" / "samples"
+
+    def up(self, stack: Stack) -> str:
+        files = sorted(self.folder.glob("*.yaml"))
+        if not files:
+            raise StepPendingError(f"no manifests in {self.folder} yet")
+        if (self.folder / "kustomization.yaml").exists():
+            stack.kubectl("apply", "-k", str(self.folder))
+            return f"applied {self.folder} (kustomization)"
+        stack.kubectl("apply", "-f", str(self.folder))
+        return f"applied {len(files)} manifests"

@@ -1,0 +1,89 @@
+"""Read API served from the mirror on the operator's aiohttp server.
+
+GET /v1/vms/{vm_id}          -> VMResponse
+GET /v1/vms/{vm_id}/status   -> VMStatusResponse (uptime_seconds while running)
+GET /v1/vms?user_id=&status= -> [VMResponse, ...] (oldest first)
+Unknown ids give 404, a bad status filter 400, MongoDB unreachable 503; all errors are
+JSON objects ``{"error": <code>, "message": <text>}``.
+"""
+
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel
+
+from gamevm.mirror.errors import MirrorUnavailableError
+from gamevm.mirror.repository import Mirror
+from gamevm.models.documents import VMDocument, VMResponse, VMStatusResponse
+from gamevm.models.enums import VMStatus
+
+MIRROR_KEY = web.AppKey("gamevm_mirror", Mirror)
+_STATUSES = [status.value for status in VMStatus]
+
+
+def _error(status: int, code: str, message: str, **extra: Any) -> web.Response:
+    return web.json_response({"error": code, "message": message, **extra}, status=status)
+
+
+def _json(model: BaseModel | list[BaseModel]) -> web.Response:
+    if isinstance(model, list):
+        return web.json_response([item.model_dump(mode="json") for item in model])
+    return web.json_response(model.model_dump(mode="json"))
+
+
+def _unavailable() -> web.Response:
+    return _error(503, "mirror_unavailable", "the VM store (MongoDB) is not reachable; retry")
+
+
+async def _find(request: web.Request) -> VMDocument | web.Response:
+    vm_id = request.match_info["vm_id"]
+    try:
+        document = await request.app[MIRROR_KEY].get_vm(vm_id)
+    except MirrorUnavailableError:
+        return _unavailable()
+    if document is None:
+        return _error(404, "not_found", f"no VM with vm_id {vm_id!r}", vm_id=vm_id)
+    return document
+
+
+async def get_vm(request: web.Request) -> web.Response:
+    found = await _find(request)
+    if isinstance(found, web.Response):
+        return found
+    return _json(VMResponse.from_document(found))
+
+
+async def get_vm_status(request: web.Request) -> web.Response:
+    found = await _find(request)
+    if isinstance(found, web.Response):
+        return found
+    return _json(VMStatusResponse.from_document(found))
+
+
+async def list_vms(request: web.Request) -> web.Response:
+    raw_status = request.query.get("status")
+    status: VMStatus | None = None
+    if raw_status:
+        try:
+            status = VMStatus(raw_status)
+        except ValueError:
+            return _error(
+                400,
+                "bad_request",
+                f"unknown status {raw_status!r}; use one of {', '.join(_STATUSES)}",
+                allowed=_STATUSES,
+            )
+    user_id = request.query.get("user_id") or None
+    try:
+        documents = await request.app[MIRROR_KEY].list_vms(user_id=user_id, status=status)
+    except MirrorUnavailableError:
+        return _unavailable()
+    return _json([VMResponse.from_document(document) for document in documents])
+
+
+def add_routes(app: web.Application, mirror: Mirror) -> None:
+    """Serve the read API from ``mirror`` on ``app``."""
+    app[MIRROR_KEY] = mirror
+    app.router.add_get("/v1/vms", list_vms)
+    app.router.add_get("/v1/vms/{vm_id}", get_vm)
+    app.router.add_get("/v1/vms/{vm_id}/status", get_vm_status)

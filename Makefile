@@ -11,7 +11,8 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml setup.py
 	python3 -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]' --config-settings editable_mode=strict
+	@$(BIN)/pip install -q -e '.[dev]' --config-settings editable_mode=strict \
+		> $(VENV)/install.log 2>&1 || { cat $(VENV)/install.log; exit 1; }
 	touch $@
 
 # The strict editable install links files one by one: re-link after adding modules.

@@ -8,6 +8,10 @@ from setuptools import find_packages, setup
 
 setup(
     package_dir={"gamevm": "operator"},
-    packages=["gamevm", *(f"gamevm.{p}" for p in find_packages(where="operator"))],
-    package_data={"gamevm": ["py.typed"], "gamevm.providers": ["data/*.json"]},
+    packages=[
+        "gamevm",
+        *(f"gamevm.{p}" for p in find_packages(where="operator")),
+        "gamevm.providers.data",
+    ],
+    package_data={"gamevm": ["py.typed"], "gamevm.providers.data": ["*.json"]},
 )

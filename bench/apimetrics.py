@@ -3,7 +3,9 @@
 The counter carries labels verb, group, version, resource, subresource, scope, component,
 code. A write is verb POST, PUT, PATCH or DELETE (APPLY counts as PATCH in the metric's
 verb label). Lease renewals by the control plane (leader election, apiserver identity)
-happen all the time and are not caused by the workload, so they are left out.
+and the API server's own `kubernetes` Service endpoints reconciler happen all the time
+and are not caused by the workload (the operator never writes either), so they are
+left out.
 """
 
 import re
@@ -11,7 +13,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 
 WRITE_VERBS = frozenset({"POST", "PUT", "PATCH", "DELETE", "APPLY"})
-BACKGROUND_RESOURCES = frozenset({"leases"})
+BACKGROUND_RESOURCES = frozenset({"leases", "endpoints", "endpointslices"})
 
 _SAMPLE = re.compile(r"^(?P<name>[a-z_]+)\{(?P<labels>[^}]*)\}\s+(?P<value>\S+)")
 _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')

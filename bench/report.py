@@ -65,10 +65,14 @@ def table(results: Sequence[RunResult]) -> str:
             f"{_fmt(r.idle_cpu_pct):>10}{flag}"
         )
     lines.append("")
-    for n, ours, floor in pairs(results):
+    floors = {r.n: r for r in results if r.kind == "floor"}
+    for r in results:
+        floor = floors.get(r.n)
+        if r.kind == "floor" or floor is None:
+            continue
         lines.append(
-            f"N={n}: ratio ours/floor = {ours.all_running_s / floor.all_running_s:.2f} "
-            f"({ours.all_running_s:.2f} s / {floor.all_running_s:.2f} s)"
+            f"N={r.n}: ratio {r.kind}/floor = {r.all_running_s / floor.all_running_s:.2f} "
+            f"({r.all_running_s:.2f} s / {floor.all_running_s:.2f} s)"
         )
     return "\n".join(lines)
 
@@ -136,7 +140,7 @@ def plot(path: Path, results: Sequence[RunResult]) -> None:
     import matplotlib.pyplot as plt
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for kind, colour in (("ours", "tab:blue"), ("floor", "tab:gray")):
+    for kind, colour in (("ours", "tab:blue"), ("tuned", "tab:green"), ("floor", "tab:gray")):
         runs = sorted((r for r in results if r.kind == kind), key=lambda r: r.n)
         if runs:
             left.plot(
@@ -152,7 +156,7 @@ def plot(path: Path, results: Sequence[RunResult]) -> None:
             continue
         ordered = sorted(r.latencies_s)
         fractions = [(i + 1) / len(ordered) for i in range(len(ordered))]
-        style = "-" if r.kind == "ours" else "--"
+        style = "--" if r.kind == "floor" else "-"
         right.plot(ordered, fractions, style, label=f"{r.kind} N={r.n}")
     right.set_xlabel("seconds from create to running")
     right.set_ylabel("fraction of VMs")

@@ -194,6 +194,8 @@ def operator(bench: Bench, kind: str, namespace: str) -> Iterator[ManagedProcess
             }
         )
         command = operator_command()
+        if kind == "tuned":
+            command = [sys.executable, str(REPO / "bench" / "tuned_operator.py")]
         if bench.profile:
             env["GAMEVM_BENCH_PROFILE"] = str(bench.workdir / f"{namespace}.prof")
             command = [sys.executable, str(REPO / "bench" / "profiled_operator.py")]
@@ -242,7 +244,7 @@ def measure(bench: Bench, kind: str, n: int) -> report.RunResult:
         rss = procstats.peak_rss_mb(pid)
         idle_cpu = idle_writes = None
         idle_detail = ""
-        if kind == "ours" and complete and bench.idle_seconds > 0:
+        if kind != "floor" and complete and bench.idle_seconds > 0:
             idle_cpu, idle_writes, idle_detail = idle(bench, pid)
             rss = procstats.peak_rss_mb(pid)
     if not complete:
@@ -290,7 +292,9 @@ def measure(bench: Bench, kind: str, n: int) -> report.RunResult:
         f"Events {result.event_reasons}; API server time {result.server_time}; "
         f"GameVM size {result.object_bytes} B; load average {result.load_average:.1f}"
     )
-    if kind == "ours" and bench.profile:
+    if idle_cpu is not None:
+        log(f"{kind} N={n}: idle CPU {idle_cpu:.2f}% of one core; idle writes {idle_detail}")
+    if kind != "floor" and bench.profile:
         print_profile(bench.workdir / f"{namespace}.prof")
     return result
 
@@ -330,7 +334,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--idle-seconds", type=float, default=30.0)
     parser.add_argument("--timeout-per-vm", type=float, default=1.0, help="seconds per VM")
     parser.add_argument("--profile", action="store_true", help="cProfile our operator")
-    parser.add_argument("--only", choices=("ours", "floor"), help="measure one operator")
+    parser.add_argument("--only", choices=("ours", "floor", "tuned"), help="one operator only")
+    parser.add_argument(
+        "--tuned",
+        action="store_true",
+        help="also measure ours with the proposed fixes (bench/tuned_operator.py)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
     return parser.parse_args(argv)
 
@@ -374,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
                 requiresGpu=False,
             )
         )
-        kinds = [args.only] if args.only else ["floor", "ours"]
+        kinds = [args.only] if args.only else ["floor", "ours", *(["tuned"] if args.tuned else [])]
         for n in sizes:
             for kind in kinds:
                 log(f"{kind}: N={n}")

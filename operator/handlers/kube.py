@@ -107,19 +107,23 @@ class Kube:
             {"status": status},
         )
 
-    async def list_gamevms(self) -> list[dict[str, Any]]:
-        """Every GameVM in the cluster (for the mirror's resync)."""
+    async def list_gamevms(self) -> tuple[list[dict[str, Any]], int | None]:
+        """Every GameVM in the cluster and the LIST's resourceVersion (for the mirror's resync)."""
         result = await self._run(
             self._custom.list_cluster_custom_object, GROUP, VERSION, GAMEVM_PLURAL
         )
-        return list(cast("dict[str, Any]", result).get("items", []))
+        listing = cast("dict[str, Any]", result)
+        version = listing.get("metadata", {}).get("resourceVersion")
+        return list(listing.get("items", [])), int(version) if version else None
 
-    async def list_emulatorconfigs(self) -> list[dict[str, Any]]:
-        """Every EmulatorConfig (for the mirror's resync)."""
+    async def list_emulatorconfigs(self) -> tuple[list[dict[str, Any]], int | None]:
+        """Every EmulatorConfig and the LIST's resourceVersion (for the mirror's resync)."""
         result = await self._run(
             self._custom.list_cluster_custom_object, GROUP, VERSION, EMULATORCONFIG_PLURAL
         )
-        return list(cast("dict[str, Any]", result).get("items", []))
+        listing = cast("dict[str, Any]", result)
+        version = listing.get("metadata", {}).get("resourceVersion")
+        return list(listing.get("items", [])), int(version) if version else None
 
     async def read_secret_data(self, namespace: str, name: str) -> dict[str, str] | None:
         """Decoded data of one Secret the operator is allowed to read, or None if absent."""

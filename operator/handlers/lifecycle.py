@@ -1,7 +1,5 @@
 """Start-up and clean-up: kopf settings, the shared context, the HTTP server, the mirror."""
 
-import asyncio
-import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +18,7 @@ from gamevm.services.reconcile import Reconciler, Timings
 from gamevm.settings import Settings
 
 if TYPE_CHECKING:
-    from gamevm.mirror.repository import Mirror
+    from gamevm.mirror.repository import Mirror, ResyncSnapshot, ResyncSource
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +84,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     memo.app = app
     memo.http = await start_server(app)
     if mirror is not None:
-        memo.resync = asyncio.create_task(_resync_forever(app, mirror), name="mirror-resync")
+        mirror.set_resync_source(_resync_source(app, mirror))
     app.ready = True
     log.info(
         "gamevm-operator started: %d providers, mirror %s, HTTP on %s:%d",
@@ -118,16 +116,17 @@ async def _read_credentials(kube: Kube, cfg: Settings) -> dict[str, str]:
     return data
 
 
-async def _resync_forever(app: AppContext, mirror: "Mirror") -> None:
-    """Full resync at start and then periodically: fixes anything missed while Mongo was down."""
-    while True:
-        try:
-            vms = await app.kube.list_gamevms()
-            configs = await app.kube.list_emulatorconfigs()
-            await mirror.resync_from(vms, configs)
-        except (KubeError, OSError) as exc:
-            log.warning("mirror resync failed, will retry: %s", exc)
-        await asyncio.sleep(app.settings.mirror_resync_interval)
+def _resync_source(app: AppContext, mirror: "Mirror") -> "ResyncSource":
+    """The API server's view for the mirror's periodic and after-reconnect resyncs."""
+
+    async def snapshot() -> "ResyncSnapshot":
+        vms, vms_version = await app.kube.list_gamevms()
+        configs, configs_version = await app.kube.list_emulatorconfigs()
+        return mirror.snapshot_from(
+            vms, configs, vms_version=vms_version, configs_version=configs_version
+        )
+
+    return snapshot
 
 
 @kopf.on.cleanup()
@@ -137,11 +136,6 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     if app is None:
         return
     app.ready = False
-    resync: asyncio.Task[None] | None = memo.get("resync")
-    if resync is not None:
-        resync.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await resync
     runner: web.AppRunner | None = memo.get("http")
     if runner is not None:
         await runner.cleanup()

@@ -535,15 +535,15 @@ class Mirror:
             )
         return report
 
-    async def resync_from(
+    def snapshot_from(
         self,
         vm_bodies: Sequence[Mapping[str, Any]],
         config_bodies: Sequence[Mapping[str, Any]],
         *,
         vms_version: int | None = None,
         configs_version: int | None = None,
-    ) -> ResyncReport | None:
-        """``resync`` from API objects (LIST items); never raises, None when it failed.
+    ) -> ResyncSnapshot:
+        """Documents from API objects (LIST items); unmappable objects are logged and skipped.
 
         Pass each LIST's ``metadata.resourceVersion`` as ``*_version`` so an object created
         while the resync runs is never taken for an orphan (see resync.py).
@@ -563,9 +563,26 @@ class Mirror:
                 configs.append(config_document_from(body))
             except Exception as exc:  # noqa: BLE001 - logged by _mapping_failed
                 self._mapping_failed("EmulatorConfig", body, exc)
+        return ResyncSnapshot(vms, configs, vms_version, configs_version)
+
+    async def resync_from(
+        self,
+        vm_bodies: Sequence[Mapping[str, Any]],
+        config_bodies: Sequence[Mapping[str, Any]],
+        *,
+        vms_version: int | None = None,
+        configs_version: int | None = None,
+    ) -> ResyncReport | None:
+        """``resync`` from API objects (LIST items); never raises, None when it failed."""
+        snapshot = self.snapshot_from(
+            vm_bodies, config_bodies, vms_version=vms_version, configs_version=configs_version
+        )
         try:
             return await self.resync(
-                vms, configs, vms_version=vms_version, configs_version=configs_version
+                snapshot.vms,
+                snapshot.configs,
+                vms_version=snapshot.vms_version,
+                configs_version=snapshot.configs_version,
             )
         except PyMongoError as exc:
             self._record_failure(exc, "resync")

@@ -11,6 +11,7 @@ from any CLI message before it becomes an error.
 """
 
 import asyncio
+import contextlib
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -124,11 +125,14 @@ class CloudyPadProvider:
         try:
             stdout, stderr = await asyncio.wait_for(process.communicate(), limit)
         except TimeoutError as exc:
-            process.kill()
-            await process.wait()
+            await _kill(process)
             raise ProviderError(
                 ErrorReason.TIMEOUT, f"CloudyPad {what}: no answer in {limit:.0f}s", retryable=True
             ) from exc
+        except asyncio.CancelledError:
+            # The handler was cancelled (e.g. operator shutdown): leave no orphan CLI behind.
+            await asyncio.shield(_kill(process))
+            raise
         return CliResult(
             exit_code=process.returncode,
             stdout=stdout.decode(errors="replace"),
@@ -178,8 +182,14 @@ class CloudyPadProvider:
         return offers
 
     async def find(self, name: str) -> Instance | None:
-        """`get <name>`, None when CloudyPad does not know the name."""
-        return await self.observe(name)
+        """The provisioned instance named `name`, or None.
+
+        Inputs-only state (a create that never finished: crash, no capacity) counts as
+        absent, so the caller creates again; `observe` still reports it as PENDING with
+        metadata provisioned=false.
+        """
+        instance = await self.observe(name)
+        return instance if instance is not None and is_provisioned(instance) else None
 
     async def observe(self, instance_id: str) -> Instance | None:
         """`get <name>` parsed; None when the instance does not exist."""
@@ -197,8 +207,8 @@ class CloudyPadProvider:
         When `create` dies ambiguously (crash, timeout, unknown failure) the instance may
         exist anyway: look it up before reporting the error, so a retry adopts it.
         """
-        existing = await self.observe(spec.name)
-        if existing is not None and is_provisioned(existing):
+        existing = await self.find(spec.name)
+        if existing is not None:
             return existing
         # Inputs-only state is a leftover of a failed create (e.g. no capacity): create
         # again over it (--overwrite-existing), possibly in another zone.
@@ -270,3 +280,11 @@ class CloudyPadProvider:
         if is_not_found(message) or is_already(message):
             return
         raise self._error(what, result)
+
+
+async def _kill(process: asyncio.subprocess.Process) -> None:
+    """Kill a CLI run and reap it."""
+    if process.returncode is None:
+        with contextlib.suppress(ProcessLookupError):  # it may exit meanwhile
+            process.kill()
+    await process.wait()

@@ -199,7 +199,9 @@ async def _serve_detached(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """`python -m gamevm.simulators.wolf`: one detached Wolf responder."""
-    parser = argparse.ArgumentParser(description="Simulated Wolf /serverinfo responder")
+    parser = argparse.ArgumentParser(
+        prog="python -m gamevm.simulators.wolf", description="Simulated Wolf /serverinfo responder"
+    )
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--hostname", default="Wolf")
     parser.add_argument("--state-file", default=None, help="file holding busy|free")

@@ -285,3 +285,60 @@ async def test_missing_binary_is_a_clear_error(cloudypad_sim: CloudyPadSimHandle
     assert raised.value.reason is ErrorReason.CLI_FAILED
     assert not raised.value.retryable
     assert "cannot run" in raised.value.message
+
+
+async def test_unfinished_create_counts_as_absent(cloudypad_sim: CloudyPadSimHandle) -> None:
+    # A create that died before provisioning (here: no capacity, run by hand) leaves
+    # inputs-only state behind; the adapter neither adopts nor trips over it.
+    cloudypad_sim.set_faults({"no_capacity": True})
+    code, _out, err = await cloudypad_sim.arun(
+        "create", "aws", "--name", "gvm-leftover", "--yes", "--overwrite-existing",
+        "--skip-pairing", "--streaming-server", "wolf", "--region", "us-east-1",
+        "--instance-type", "g4dn.xlarge",
+    )  # fmt: skip
+    assert code == 1
+    assert "InsufficientInstanceCapacity" in err
+    cloudypad_sim.set_faults({})
+    provider = adapter(cloudypad_sim, CloudProvider.CLOUDYPAD_AWS)
+    assert await provider.find("gvm-leftover") is None
+    pending = await provider.observe("gvm-leftover")
+    assert pending is not None
+    assert pending.state is InstanceState.PENDING
+    created = await provider.create(create_spec("gvm-leftover", await first_offer(provider)))
+    assert created.metadata["provisioned"] == "true"
+    assert len(cloudypad_sim.instances()) == 1
+    await provider.delete("gvm-leftover")
+
+
+def cli_processes(home: str) -> list[int]:
+    """Live processes whose environment points at this CLOUDYPAD_HOME (our own children)."""
+    marker = f"CLOUDYPAD_HOME={home}".encode()
+    pids = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/environ", "rb") as handle:
+                environ = handle.read().split(b"\0")
+            with open(f"/proc/{entry.name}/stat") as handle:
+                zombie = handle.read().rsplit(")", 1)[-1].split()[:1] == ["Z"]
+        except OSError:
+            continue
+        if marker in environ and not zombie:
+            pids.append(int(entry.name))
+    return pids
+
+
+async def test_cancelled_call_kills_the_cli(cloudypad_sim: CloudyPadSimHandle) -> None:
+    cloudypad_sim.set_faults({"delay_s": 30})
+    provider = adapter(cloudypad_sim)
+    task = asyncio.create_task(provider.observe("anything"))
+    for _ in range(100):
+        await asyncio.sleep(0.05)
+        if cli_processes(str(cloudypad_sim.home)):
+            break
+    assert cli_processes(str(cloudypad_sim.home))
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert cli_processes(str(cloudypad_sim.home)) == []

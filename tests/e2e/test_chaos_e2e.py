@@ -56,11 +56,31 @@ def _one_live_instance_each(
     names = instance_names_by_vm(bodies)
     live = sim_live_by_vm(listing, names)
     wrong = {vm: n for vm, n in live.items() if n != 1}
-    assert not wrong, f"live instances per GameVM should be 1: {wrong}"
+    if wrong:
+        details = [
+            f"{vm}: {n} live; status {_brief_status(bodies[vm])}; instance name {names[vm]}"
+            for vm, n in wrong.items()
+        ]
+        at_sim = [
+            {k: i.get(k) for k in ("id", "name", "status", "deleted")}
+            for i in listing["instances"]
+        ]
+        pytest.fail(
+            "live instances per GameVM should be 1:\n"
+            + "\n".join(details)
+            + f"\nsimulator instances: {at_sim}",
+            pytrace=False,
+        )
     live_ids = {i["name"]: i["id"] for i in listing["instances"] if not i.get("deleted")}
     for vm, body in bodies.items():
         assert body["status"]["providerInstanceId"] == live_ids[names[vm]], vm
     return listing
+
+
+def _brief_status(body: dict[str, Any]) -> dict[str, Any]:
+    status = body.get("status", {})
+    keys = ("phase", "provider", "providerInstanceId", "instanceName", "message")
+    return {k: status.get(k) for k in keys}
 
 
 def _no_live_instances(op: OperatorUnderTest, bodies: dict[str, dict[str, Any]]) -> None:
@@ -222,7 +242,7 @@ def _mirror_diff(
     """What differs between the mirror and the API server (empty: converged)."""
     problems: list[str] = []
     expected: dict[str, str] = {}
-    for name, body in live.items():
+    for body in live.values():
         expected[body["metadata"]["uid"]] = body.get("status", {}).get("phase", "creating")
     for uid in deleted_uids.values():
         expected[uid] = "terminated"

@@ -237,7 +237,10 @@ def test_seeded_fail_rate_is_reproducible(cloudypad_sim: CloudyPadSimHandle) -> 
     for _ in range(2):
         cloudypad_sim.set_faults({"seed": 3, "fail_rate": 0.5, "fail_commands": ["list"]})
         (cloudypad_sim.home / ".sim-counter").unlink(missing_ok=True)
-        runs.append([cloudypad_sim.run("list")[0] for _ in range(8)])
+        results = [cloudypad_sim.run("list") for _ in range(8)]
+        runs.append([code for code, _, _ in results])
+        stderr = {err.strip() for _, _, err in results}
+        assert stderr <= {"", "Error: Pulumi operation failed: simulated provider error"}
     assert runs[0] == runs[1]
     assert set(runs[0]) == {0, 1}
 

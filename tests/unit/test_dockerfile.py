@@ -6,6 +6,7 @@ base, a hash-locked dependency install in a builder stage, only the virtualenv
 in the final stage, a numeric non-root user and an exec-form entrypoint.
 """
 
+import ast
 import json
 import re
 import shutil
@@ -219,3 +220,40 @@ def test_dockerignore_is_an_allow_list_covering_every_copy(stages: list[Stage]) 
                 assert (ROOT / source).exists() or source == "README.md", source
     for private in (".git", ".venv", "tests", "build", ".dev"):
         assert private not in allowed
+
+
+def package_data_patterns() -> list[str]:
+    """setup.py's package_data as repo-relative globs (the folder operator/ is `gamevm`)."""
+    tree = ast.parse((ROOT / "setup.py").read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.keyword) and node.arg == "package_data":
+            mapping = ast.literal_eval(node.value)
+            return [
+                str(Path("operator", *package.split(".")[1:], pattern))
+                for package, patterns in mapping.items()
+                for pattern in patterns
+            ]
+    raise AssertionError("setup.py has no package_data")
+
+
+def test_every_runtime_data_file_ships_in_the_wheel() -> None:
+    """The image runs the wheel, not the work tree: a data file outside package_data
+    works in development (editable install) and fails only in the container."""
+    patterns = package_data_patterns()
+    for path in (ROOT / "operator").rglob("*"):
+        relative = path.relative_to(ROOT)
+        if not path.is_file() or path.suffix in {".py", ".pyc"} or "__pycache__" in path.parts:
+            continue
+        assert any(relative.match(pattern) for pattern in patterns), (
+            f"{relative} is not in setup.py package_data, so the image would not have it"
+        )
+
+
+def test_runtime_user_has_an_identity(stages: list[Stage]) -> None:
+    """kopf calls getpass.getuser() at start-up, which raises KeyError for a uid with no
+    passwd entry unless USER/LOGNAME is set (found by running the wheel as uid 65532)."""
+    final = stages[-1]
+    runs = " ".join(final.all("RUN"))
+    assert "useradd" in runs
+    assert "--uid 65532" in runs
+    assert "USER=" in " ".join(final.all("ENV"))

@@ -1,8 +1,17 @@
 """The mirror's queue: coalescing per key, never raising, without a server."""
 
+from pymongo.errors import (
+    AutoReconnect,
+    DuplicateKeyError,
+    OperationFailure,
+    ServerSelectionTimeoutError,
+)
+
+from gamevm.mirror.errors import is_retryable
 from gamevm.mirror.mapping import vm_document_from
 from gamevm.mirror.repository import Mirror
 from gamevm.models.documents import VMDocument
+from gamevm.settings import Settings
 from tests.fixtures.mongo import gamevm_body
 
 
@@ -54,3 +63,17 @@ def test_lag_counts_from_first_unsynced_change() -> None:
     mirror.enqueue_vm(_vm(2))
     assert mirror._pending[("vm", "vm-1")].first_enqueued == first
     assert mirror.stats.lag_seconds >= 0
+
+
+def test_from_settings_off_without_uri() -> None:
+    assert Mirror.from_settings(Settings(mongodb_uri=None)) is None
+    mirror = Mirror.from_settings(Settings(mongodb_uri="mongodb://127.0.0.1:1/"))
+    assert isinstance(mirror, Mirror)
+
+
+def test_retryable_errors() -> None:
+    assert is_retryable(AutoReconnect("gone"))
+    assert is_retryable(ServerSelectionTimeoutError("no server"))
+    assert is_retryable(OperationFailure("shutting down", code=91))
+    assert not is_retryable(OperationFailure("bad value", code=2))
+    assert not is_retryable(DuplicateKeyError("dup", code=11000))

@@ -320,7 +320,7 @@ async def test_latency_and_timeout_faults(client: Client, sim: RunningSim) -> No
     sim.faults.configure({"latency_ms": 150, "jitter_ms": 50}, merge=False)
     started = time.monotonic()
     await client.call("GET", "/locations")
-    assert 0.15 <= time.monotonic() - started < 1.0
+    assert 0.15 <= time.monotonic() - started < 5.0
     sim.faults.configure({"timeouts_next": 1, "timeout_s": 2}, merge=False)
     with pytest.raises(asyncio.TimeoutError):
         await client.call("GET", "/locations", timeout=aiohttp.ClientTimeout(total=0.3))

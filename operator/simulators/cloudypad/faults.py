@@ -61,7 +61,9 @@ class Faults:
             counter = int(path.read_text()) + 1
         except (OSError, ValueError):
             counter = 1
-        path.write_text(str(counter))
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(str(counter))
+        tmp.replace(path)
         return counter
 
     def _draw(self, name: str) -> bool:

@@ -12,7 +12,9 @@ from gamevm.simulators.tensordock.app import DEFAULT_TOKEN, create_app
 
 def main(argv: list[str] | None = None) -> None:
     """Parse flags and serve."""
-    parser = argparse.ArgumentParser(description="TensorDock v2 API simulator")
+    parser = argparse.ArgumentParser(
+        prog="python -m gamevm.simulators.tensordock", description="TensorDock v2 API simulator"
+    )
     parser.add_argument("--host", default=LOOPBACK)
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--token", default=DEFAULT_TOKEN, help="the accepted bearer token")

@@ -1,0 +1,125 @@
+"""bench helpers: /proc parsing, percentiles, the scaled simulator catalogue, the report."""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from bench import procstats
+from bench.report import RunResult, summary, table, target_lines, write_json
+from bench.scaled_tensordock import split_scale
+from bench.stats import percentile
+
+STATUS = "Name:\tpython3\nVmPeak:\t  300000 kB\nVmHWM:\t  153600 kB\nVmRSS:\t  100000 kB\n"
+STAT = "4242 (gamevm op (x)) S 1 4242 4242 0 -1 4194304 100 0 0 0 250 50 0 0 20 0 9 0 1 2 3"
+
+
+def test_vm_hwm_is_peak_rss() -> None:
+    assert procstats.parse_vm_hwm_kib(STATUS) == 153600
+    with pytest.raises(ValueError, match="VmHWM"):
+        procstats.parse_vm_hwm_kib("Name:\tx\n")
+
+
+def test_cpu_ticks_survive_parentheses_in_the_command_name() -> None:
+    assert procstats.parse_cpu_ticks(STAT) == 300
+
+
+def test_live_process_figures() -> None:
+    assert procstats.peak_rss_mb(os.getpid()) > 1
+    assert procstats.cpu_seconds(os.getpid()) > 0
+
+
+def test_percentile_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert percentile(values, 50) == 50
+    assert percentile(values, 99) == 99
+    assert percentile(values, 100) == 100
+    assert percentile([3.0], 99) == 3.0
+    with pytest.raises(ValueError, match="no values"):
+        percentile([], 50)
+
+
+def test_split_scale() -> None:
+    assert split_scale(["--port", "1", "--scale", "7", "--token", "t"]) == (
+        7,
+        ["--port", "1", "--token", "t"],
+    )
+    assert split_scale(["--port", "1"]) == (1, ["--port", "1"])
+
+
+def _run(kind: str, n: int, seconds: float, **extra: float) -> RunResult:
+    return RunResult(
+        kind=kind,
+        n=n,
+        complete=True,
+        all_running_s=seconds,
+        create_s=1.0,
+        p50_s=seconds / 2,
+        p99_s=seconds,
+        writes=n * 5,
+        writes_per_vm=5.0,
+        operator_writes_per_vm=4.0,
+        writes_detail="",
+        rss_mb=120.0,
+        latencies_s=[seconds / 2, seconds],
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+def test_summary_uses_the_largest_n_measured_with_both() -> None:
+    results = [
+        _run("floor", 100, 2.0),
+        _run("ours", 100, 3.0, idle_cpu_pct=1.0),
+        _run("floor", 1000, 10.0),
+        _run("ours", 1000, 14.0, idle_cpu_pct=4.0),
+        _run("ours", 2000, 40.0),
+    ]
+    head = summary(results)
+    assert head["n"] == 1000
+    assert head["ratio"] == 1.4
+    assert head["idle_cpu_pct"] == 4.0
+    text = table(results)
+    assert "N=100: ratio ours/floor = 1.50" in text
+    assert "N=1000: ratio ours/floor = 1.40" in text
+    verdicts = "\n".join(target_lines(head))
+    assert verdicts.count("PASS") == 4
+
+
+def test_summary_needs_a_pair() -> None:
+    with pytest.raises(ValueError, match="both operators"):
+        summary([_run("ours", 10, 1.0)])
+
+
+def test_write_json_has_the_published_keys(tmp_path: Path) -> None:
+    path = tmp_path / "latest.json"
+    write_json(path, [_run("floor", 50, 2.0), _run("ours", 50, 5.0)], {"cpus": 2})
+    data = json.loads(path.read_text())
+    for key in ("n", "ours_s", "floor_s", "ratio", "writes_per_vm", "rss_mb", "idle_cpu_pct"):
+        assert key in data
+    assert data["ratio"] == 2.5
+    assert data["cpus"] == 2
+    assert len(data["runs"]) == 2
+    assert "latencies_s" not in data["runs"][0]
+
+
+def test_scale_catalog_multiplies_capacity_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bench.scaled_tensordock import scale_catalog
+    from gamevm.simulators.tensordock import catalog
+
+    # Restored after the test: scale_catalog replaces module attributes.
+    monkeypatch.setattr(catalog, "HOSTNODES", catalog.HOSTNODES)
+    monkeypatch.setattr(catalog, "HOSTNODES_BY_ID", catalog.HOSTNODES_BY_ID)
+    before = {node.id: node for node in catalog.HOSTNODES}
+    scale_catalog(3)
+    assert set(catalog.HOSTNODES_BY_ID) == set(before)
+    for node in catalog.HOSTNODES:
+        old = before[node.id]
+        assert (node.vcpus, node.ram_gb, node.storage_gb) == (
+            3 * old.vcpus,
+            3 * old.ram_gb,
+            3 * old.storage_gb,
+        )
+        assert node.gpus == {model: 3 * count for model, count in old.gpus.items()}
+        assert node.location == old.location
+        assert catalog.HOSTNODES_BY_ID[node.id] is node

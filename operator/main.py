@@ -8,13 +8,14 @@ import kopf
 import gamevm.handlers.emulatorconfig
 import gamevm.handlers.gamevm
 import gamevm.handlers.lifecycle  # noqa: F401  # importing registers the handlers
+from gamevm.logging_setup import configure_logging
 from gamevm.settings import Settings
 
 
 def run(*, verbose: bool = False) -> int:
     """Run until SIGTERM/SIGINT; one replica, no peering (the Deployment uses Recreate)."""
     settings = Settings()
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO)
+    configure_logging(settings.log_format, level=logging.DEBUG if verbose else logging.INFO)
     asyncio.run(
         kopf.operator(
             standalone=True,

@@ -43,7 +43,7 @@ class Settings(BaseSettings):
     # Providers.
     credentials_secret: str = Field(
         default="gamevm-provider-credentials",
-        description="Secret (in `namespace`) with provider credentials; keys in the README.",
+        description="Secret (in `namespace`) with provider credentials (docs/operations.md).",
     )
     tensordock_api_url: str = Field(
         default="https://dashboard.tensordock.com/api/v2", description="TensorDock v2 base URL."

@@ -114,8 +114,8 @@ async def _one_step(
             ref,
             status_model,
             "AccessKeyMissing",
-            f"the operator's Secret {app.settings.credentials_secret!r} has no "
-            "'access-master-key'; see docs/operations.md",
+            f"the operator's Secret {app.settings.credentials_secret!r} has no usable "
+            "'access-master-key' (32+ random bytes); see docs/operations.md",
         )
         return app.settings.retry_delay * 6
     step_input = StepInput(

@@ -1,5 +1,6 @@
 """The operator's HTTP server: health, metrics, the heartbeat endpoint and the read API."""
 
+import time
 from datetime import UTC, datetime
 
 from aiohttp import web
@@ -25,8 +26,13 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-async def metrics_endpoint(_: web.Request) -> web.Response:
+async def metrics_endpoint(request: web.Request) -> web.Response:
     """Prometheus exposition."""
+    mirror = request.app[APP_KEY].mirror
+    if mirror is not None:
+        stats = mirror.stats
+        since = time.monotonic() - stats.lag_seconds if stats.pending else None
+        metrics.set_mirror_backlog(stats.pending, since)
     body, content_type = metrics.render()
     response = web.Response(body=body)
     response.headers["Content-Type"] = content_type

@@ -9,10 +9,13 @@ from aiohttp import web
 from gamevm.handlers.context import AppContext
 from gamevm.handlers.http import start_server
 from gamevm.handlers.kube import Kube, KubeAccessSecrets, KubeError, load_api_client
-from gamevm.logging_setup import configure_logging
+from gamevm.models.enums import CloudProvider
 from gamevm.models.names import FINALIZER, GROUP
+from gamevm.providers.base import Provider
+from gamevm.providers.metered import MeteredProvider
 from gamevm.providers.registry import build_providers, close_providers
 from gamevm.providers.wolf import HttpWolfProbe
+from gamevm.services.access import MIN_MASTER_KEY_BYTES
 from gamevm.services.placement import ProviderSelector
 from gamevm.services.reconcile import Reconciler, Timings
 from gamevm.settings import Settings
@@ -30,7 +33,6 @@ MASTER_KEY = "access-master-key"
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     """Configure kopf and build the shared context."""
     cfg = Settings()
-    configure_logging(cfg.log_format)
     # Our own names for everything kopf stores on objects, so `kubectl describe` reads well.
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
@@ -50,7 +52,18 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     kube = Kube(load_api_client(), threads=cfg.kube_client_threads)
     credentials = await _read_credentials(kube, cfg)
     master = credentials.get(MASTER_KEY)
-    providers = build_providers(cfg, credentials)
+    if master is not None and len(master.encode()) < MIN_MASTER_KEY_BYTES:
+        log.error(
+            "%s in Secret %s is shorter than %d bytes (a placeholder?): provisioning is blocked",
+            MASTER_KEY,
+            cfg.credentials_secret,
+            MIN_MASTER_KEY_BYTES,
+        )
+        master = None
+    providers: dict[CloudProvider, Provider] = {
+        name: MeteredProvider(adapter)
+        for name, adapter in build_providers(cfg, credentials).items()
+    }
     wolf = HttpWolfProbe(cfg.wolf_probe_timeout)
     reconciler = Reconciler(
         providers=providers,

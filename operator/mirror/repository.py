@@ -24,6 +24,7 @@ from pymongo import ASCENDING, AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
+from gamevm import metrics
 from gamevm.mirror.documents import config_from_stored, vm_from_stored
 from gamevm.mirror.errors import MirrorUnavailableError, is_retryable
 from gamevm.mirror.indexes import TTL_INDEX, IndexReport, ensure_indexes
@@ -363,6 +364,7 @@ class Mirror:
         self._stats.last_success = datetime.now(UTC)
 
     def _record_failure(self, exc: BaseException, what: str) -> None:
+        metrics.count_mirror_failure(what)
         self._stats.failures += 1
         self._stats.last_failure = f"{what}: {type(exc).__name__}"
         if self._stats.connected or self._stats.failures == 1:

@@ -262,24 +262,39 @@ async def _live_instances(op: OperatorUnderTest) -> list[dict[str, Any]]:
     return [i for i in listing["instances"] if not i.get("deleted")]
 
 
-def test_console_without_emulator_config(
+def test_missing_config_and_invalid_power_request(
     gamevm_operator: OperatorUnderTest, gamevms: GameVMs, kubectl: Kubectl
 ) -> None:
+    """One operator run, two VMs: a console without EmulatorConfig (Ready=False
+    EmulatorConfigMissing, recovers once the config exists) and a running VM given an
+    invalid power request (Warning InvalidPowerRequest, annotation consumed, no change)."""
     pid = gamevm_operator.process.pid
     with consoles_without_config(kubectl, [NO_CONFIG_CONSOLE]):
         gamevms.apply("no-config", consoleType=NO_CONFIG_CONSOLE)
+        gamevms.apply("power-typo")
         status = gamevms.wait(
             "no-config", _ready_reason("EmulatorConfigMissing"), 20, "EmulatorConfigMissing"
         )
         assert NO_CONFIG_CONSOLE in _condition(status, "Ready")["message"]
         assert "providerInstanceId" not in status, "nothing is created without a config"
+
+        gamevms.wait_phase("power-typo", "running", timeout=30)
+        gamevms.annotate("power-typo", f"{ANNOTATION_POWER_REQUEST}=reboot")
+        event = _wait_event(gamevms, "power-typo", "InvalidPowerRequest")
+        assert event["type"] == "Warning"
+        assert "reboot" in event["message"], event["message"]
+        _wait_annotation_gone(gamevms, "power-typo", ANNOTATION_POWER_REQUEST)
+        assert gamevms.status("power-typo")["phase"] == "running", "the request changed nothing"
         _assert_operator_healthy(gamevm_operator, pid)
-        # Not stuck either: once the config exists the VM is provisioned.
+
+        # Not stuck: once the config exists the VM is provisioned.
         kubectl("apply", "-f", "-", input=yaml.safe_dump(premium_config(NO_CONFIG_CONSOLE)))
         gamevms.wait_phase("no-config", "running", timeout=30)
         missing = _events(gamevms, "no-config", "EmulatorConfigMissing")
-        gamevms.delete("no-config")
-        gamevms.wait_gone("no-config", timeout=30)
+        for name in ("no-config", "power-typo"):
+            gamevms.delete(name)
+        for name in ("no-config", "power-typo"):
+            gamevms.wait_gone(name, timeout=30)
     _assert_operator_healthy(gamevm_operator, pid)
     if not missing:
         pytest.xfail(
@@ -287,6 +302,17 @@ def test_console_without_emulator_config(
         )
     assert missing[0]["type"] == "Warning"
     assert NO_CONFIG_CONSOLE in missing[0]["message"]
+
+
+def _wait_annotation_gone(gamevms: GameVMs, name: str, key: str, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    annotations: dict[str, str] = {}
+    while time.monotonic() < deadline:
+        annotations = (gamevms.get(name) or {})["metadata"].get("annotations", {})
+        if key not in annotations:
+            return
+        time.sleep(0.2)
+    pytest.fail(f"{key} still on GameVM {name} after {timeout}s: {annotations}")
 
 
 @pytest.fixture
@@ -340,25 +366,3 @@ def test_provider_without_credentials(
         assert asyncio.run(_live_instances(op)) == [], "nothing reached the provider"
         gamevms.delete("no-token")
         gamevms.wait_gone("no-token", timeout=30)
-
-
-def test_invalid_power_request(gamevm_operator: OperatorUnderTest, gamevms: GameVMs) -> None:
-    pid = gamevm_operator.process.pid
-    gamevms.apply("power-typo")
-    gamevms.wait_phase("power-typo", "running", timeout=30)
-    gamevms.annotate("power-typo", f"{ANNOTATION_POWER_REQUEST}=reboot")
-    event = _wait_event(gamevms, "power-typo", "InvalidPowerRequest")
-    assert event["type"] == "Warning"
-    assert "reboot" in event["message"], event["message"]
-    deadline = time.monotonic() + 10
-    annotations: dict[str, str] = {}
-    while time.monotonic() < deadline:
-        annotations = (gamevms.get("power-typo") or {})["metadata"].get("annotations", {})
-        if ANNOTATION_POWER_REQUEST not in annotations:
-            break
-        time.sleep(0.2)
-    assert ANNOTATION_POWER_REQUEST not in annotations, "the invalid request is consumed"
-    assert gamevms.status("power-typo")["phase"] == "running", "an invalid request changes nothing"
-    _assert_operator_healthy(gamevm_operator, pid)
-    gamevms.delete("power-typo")
-    gamevms.wait_gone("power-typo", timeout=30)

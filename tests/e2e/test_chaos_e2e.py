@@ -49,46 +49,67 @@ lifecycle takes about 10 (see the test's printed figures); each retry is one mor
 
 
 def _one_live_instance_each(
-    op: OperatorUnderTest, bodies: dict[str, dict[str, Any]]
+    op: OperatorUnderTest, fleet: VMFleet, bodies: dict[str, dict[str, Any]]
 ) -> dict[str, Any]:
-    """Assert exactly one live simulator instance per GameVM, the one in its status."""
+    """Assert exactly one live instance per GameVM, at the provider its status names, and
+    none at the other simulator; returns the TensorDock listing."""
     listing = sim_listing(op.tensordock)
     names = instance_names_by_vm(bodies)
     live = sim_live_by_vm(listing, names)
-    wrong = {vm: n for vm, n in live.items() if n != 1}
+    cloudypad = {i["name"] for i in op.cloudypad.instances() if i["provisioned"]}
+    wrong = {}
+    for vm, body in bodies.items():
+        on_tensordock = body["status"].get("provider") == "tensordock"
+        counts = (live[vm], int(names[vm] in cloudypad))
+        if counts != ((1, 0) if on_tensordock else (0, 1)):
+            wrong[vm] = f"{counts[0]} live at TensorDock, {counts[1]} at CloudyPad"
     if wrong:
         details = [
-            f"{vm}: {n} live; status {_brief_status(bodies[vm])}; instance name {names[vm]}"
-            for vm, n in wrong.items()
+            f"{vm}: {what}; status {_brief_status(bodies[vm])}" for vm, what in wrong.items()
         ]
+        details.append(fleet.explain(wrong, bodies))
         at_sim = [
-            {k: i.get(k) for k in ("id", "name", "status", "deleted")}
-            for i in listing["instances"]
+            {k: i.get(k) for k in ("id", "name", "status", "deleted")} for i in listing["instances"]
         ]
         pytest.fail(
-            "live instances per GameVM should be 1:\n"
+            "exactly one live instance per GameVM expected:\n"
             + "\n".join(details)
-            + f"\nsimulator instances: {at_sim}",
+            + f"\nTensorDock instances: {at_sim}\nCloudyPad instances: {sorted(cloudypad)}",
             pytrace=False,
         )
     live_ids = {i["name"]: i["id"] for i in listing["instances"] if not i.get("deleted")}
     for vm, body in bodies.items():
-        assert body["status"]["providerInstanceId"] == live_ids[names[vm]], vm
+        if body["status"].get("provider") == "tensordock":
+            assert body["status"]["providerInstanceId"] == live_ids[names[vm]], vm
     return listing
+
+
+def _providers(bodies: dict[str, dict[str, Any]]) -> dict[str, int]:
+    return dict(Counter(str(b["status"].get("provider")) for b in bodies.values()))
 
 
 def _brief_status(body: dict[str, Any]) -> dict[str, Any]:
     status = body.get("status", {})
     keys = ("phase", "provider", "providerInstanceId", "instanceName", "message")
-    return {k: status.get(k) for k in keys}
+    brief = {k: status.get(k) for k in keys}
+    candidates = (status.get("decision") or {}).get("candidates", [])
+    brief["rejected"] = [
+        f"{c.get('provider')}: {c.get('reason')}" for c in candidates if not c.get("accepted")
+    ][:4]
+    return brief
 
 
 def _no_live_instances(op: OperatorUnderTest, bodies: dict[str, dict[str, Any]]) -> None:
     listing = sim_listing(op.tensordock)
-    live = sim_live_by_vm(listing, instance_names_by_vm(bodies))
+    names = instance_names_by_vm(bodies)
+    live = sim_live_by_vm(listing, names)
     left = {vm: n for vm, n in live.items() if n}
-    assert not left, f"instances left at the simulator after delete: {left}"
-    report(f"after delete: live instances at the simulator (all names) = {listing['counts']}")
+    assert not left, f"instances left at the TensorDock simulator after delete: {left}"
+    cloudypad = {i["name"] for i in op.cloudypad.instances() if i["provisioned"]}
+    left_cp = sorted(vm for vm, name in names.items() if name in cloudypad)
+    assert not left_cp, f"instances left at the CloudyPad simulator after delete: {left_cp}"
+    assert op.cloudypad.wolf_pids() == [], "CloudyPad Wolf responders left running"
+    report(f"after delete: TensorDock simulator counts {listing['counts']}")
 
 
 def _batches(names: list[str], parts: int) -> list[list[str]]:
@@ -126,13 +147,13 @@ def test_sigkill_storm_while_provisioning(
     set_faults(chaos_operator.tensordock, {})
     bodies = fleet.wait_phase(names, "running", timeout=scale.timeout_s)
     converged = time.monotonic() - started
-    listing = _one_live_instance_each(chaos_operator, bodies)
+    listing = _one_live_instance_each(chaos_operator, fleet, bodies)
     created = sim_created_by_vm(listing, instance_names_by_vm(bodies))
     report(
         f"sigkill: {scale.vms} VMs, {scale.kills} kills in {kills_done:.1f}s, all running after "
         f"{converged:.1f}s; phases seen at the kills {dict(phases_at_kill)}; "
         f"create_calls={listing['counts']['create_calls']}, instances created per VM "
-        f"{sorted(Counter(created.values()).items())}"
+        f"{sorted(Counter(created.values()).items())}; providers {_providers(bodies)}"
     )
     assert op.running()
 
@@ -199,7 +220,7 @@ def test_provider_faults_converge_without_crash_loop(
         bodies = fleet.wait_phase(names, "running", timeout=scale.timeout_s, during=alive)
         to_running = time.monotonic() - started
         create_stats = sim_stats(chaos_operator.tensordock)
-        _one_live_instance_each(chaos_operator, bodies)
+        _one_live_instance_each(chaos_operator, fleet, bodies)
         fleet.delete(names)
         fleet.wait_gone(names, timeout=scale.timeout_s)
         total = time.monotonic() - started
@@ -211,7 +232,8 @@ def test_provider_faults_converge_without_crash_loop(
     requests = api_requests(stats)
     report(
         f"faults: {scale.vms} VMs running in {to_running:.1f}s, deleted after {total:.1f}s; "
-        f"{bursts.bursts} 429 bursts; faults served {stats['faults_served']}"
+        f"{bursts.bursts} 429 bursts; faults served {stats['faults_served']}; "
+        f"providers chosen {_providers(bodies)}"
     )
     report(
         f"faults: simulator API requests {create_requests} to running "
@@ -349,7 +371,7 @@ def test_kube_apiserver_restart_mid_run(
     assert op.running(), f"the operator exited ({op.exit_code()})"
     assert op.pid == pid
     assert started_count(op) == 1
-    _one_live_instance_each(chaos_operator, bodies)
+    _one_live_instance_each(chaos_operator, fleet, bodies)
     report(
         f"apiserver restart: phases at the stop {dict(phases)}; down {down_s:.0f}s, ready "
         f"{back_after:.1f}s after start; all {scale.vms} running after {converged:.1f}s"

@@ -249,8 +249,6 @@ def measure(bench: Bench, kind: str, n: int) -> report.RunResult:
             rss = procstats.peak_rss_mb(pid)
     if not complete:
         log(f"{kind} N={n}: only {len(seen)} of {n} running; see {process.log_path}")
-    if kind == "floor":
-        bench.stack.kubectl("delete", "namespace", namespace, "--wait=false")
     writes = apimetrics.writes_between(metrics_before, metrics_after)
     total = sum(writes.values())
     creates = writes.get(("POST", "gamevms", ""), 0)
@@ -292,6 +290,9 @@ def measure(bench: Bench, kind: str, n: int) -> report.RunResult:
         f"Events {result.event_reasons}; API server time {result.server_time}; "
         f"GameVM size {result.object_bytes} B; load average {result.load_average:.1f}"
     )
+    if kind == "floor":
+        # Wait: the namespace controller's deletes would otherwise land in the next window.
+        bench.stack.kubectl("delete", "namespace", namespace, "--timeout=600s", timeout=660)
     if idle_cpu is not None:
         log(f"{kind} N={n}: idle CPU {idle_cpu:.2f}% of one core; idle writes {idle_detail}")
     if kind != "floor" and bench.profile:
@@ -308,10 +309,27 @@ def dump_trace(path: Path, watcher: RunningWatch, created: dict[str, float]) -> 
     path.write_text(json.dumps({"timeline": timeline, "traced": watcher.traced}, indent=1))
 
 
-def idle(bench: Bench, pid: int) -> tuple[float, int, str]:
-    """Idle CPU (% of one core) and writes over `idle_seconds`, every VM running."""
+def quiet_metrics(bench: Bench, quiet_s: float = 3.0, limit_s: float = 120.0) -> str:
+    """A /metrics scrape taken after `quiet_s` without writes (or after `limit_s`)."""
     time.sleep(SETTLE_S)
-    before = bench.scrape()
+    deadline = time.monotonic() + limit_s
+    previous = bench.scrape()
+    while time.monotonic() < deadline:
+        time.sleep(quiet_s)
+        current = bench.scrape()
+        if not apimetrics.writes_between(previous, current):
+            return current
+        previous = current
+    return previous
+
+
+def idle(bench: Bench, pid: int) -> tuple[float, int, str]:
+    """Idle CPU (% of one core) and writes over `idle_seconds`, every VM running.
+
+    Starts once the API server has seen no write for a few seconds (kopf posts Events
+    from a queue, which can still be draining when the last VM reports running).
+    """
+    before = quiet_metrics(bench)
     cpu0, t0 = procstats.cpu_seconds(pid), time.monotonic()
     time.sleep(bench.idle_seconds)
     cpu1, t1 = procstats.cpu_seconds(pid), time.monotonic()
@@ -353,7 +371,10 @@ def main(argv: list[str] | None = None) -> int:
     results: list[report.RunResult] = []
     try:
         stack.up(only=(*CONTROL_PLANE, "crds"))
-        scale = max(1, -(-sum(sizes) // VMS_PER_SCALE))
+        kinds = [args.only] if args.only else ["floor", "ours", *(["tuned"] if args.tuned else [])]
+        # Instances are never deleted during a run: room for every VM of every operator.
+        provisioned = sum(sizes) * len([k for k in kinds if k != "floor"])
+        scale = max(1, -(-provisioned // VMS_PER_SCALE))
         sim, sim_url, token = start_simulator(workdir, scale)
         api = config.new_client_from_config(config_file=str(stack.kubeconfig))
         api.configuration.connection_pool_maxsize = 32
@@ -383,7 +404,6 @@ def main(argv: list[str] | None = None) -> int:
                 requiresGpu=False,
             )
         )
-        kinds = [args.only] if args.only else ["floor", "ours", *(["tuned"] if args.tuned else [])]
         for n in sizes:
             for kind in kinds:
                 log(f"{kind}: N={n}")

@@ -122,6 +122,7 @@ def _crd(
     columns: list[dict[str, Any]],
     root_rules: list[dict[str, str]],
     description: str,
+    metadata: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     root: dict[str, Any] = {
         "type": "object",
@@ -130,7 +131,7 @@ def _crd(
         "properties": {
             "apiVersion": {"type": "string"},
             "kind": {"type": "string"},
-            "metadata": {"type": "object"},
+            "metadata": metadata or {"type": "object"},
             "spec": spec,
             "status": status,
         },
@@ -179,12 +180,14 @@ def gamevm_crd() -> dict[str, Any]:
         spec=openapi_schema(GameVMSpec),
         status=_status_schema(GameVMStatus),
         description="A cloud gaming VM for one console, provisioned on the best provider.",
-        root_rules=[
-            {
-                "rule": "size(self.metadata.name) <= 63",
-                "message": "metadata.name must be at most 63 characters (it is used as a label)",
-            }
-        ],
+        root_rules=[],
+        metadata={
+            "type": "object",
+            "properties": {
+                # The name becomes a label value on the access Secret: 63 characters at most.
+                "name": {"type": "string", "maxLength": 63},
+            },
+        },
         columns=[
             _column("Console", "string", ".spec.consoleType"),
             _column("Preset", "string", ".status.preset"),
@@ -213,6 +216,7 @@ def emulatorconfig_crd() -> dict[str, Any]:
             {
                 "rule": "self.metadata.name == self.spec.consoleType",
                 "message": "metadata.name must equal spec.consoleType (one config per console)",
+                "fieldPath": ".spec.consoleType",
             }
         ],
         columns=[

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import json
 import os
+import secrets
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -137,17 +139,23 @@ class CloudyPadSimulatorStep(Step):
         return f"CLI {script}, CLOUDYPAD_HOME={home}"
 
 
+MASTER_KEY = "access-master-key"
+"""The operator's key-derivation secret (gamevm.handlers.lifecycle.MASTER_KEY; not
+imported, that would pull kopf into `dev status`)."""
+
+
 class SimulatorCredentialsStep(Step):
-    """The provider credentials Secret the operator reads, filled with values the
-    simulators accept (fake by design). A Secret that already exists is left alone,
-    so real credentials put there by hand survive `dev up`."""
+    """The provider credentials Secret the operator reads: a random access-master-key
+    plus values the simulators accept (fake by design). Keys already in the Secret are
+    never overwritten (real credentials put there by hand survive `dev up`); missing
+    ones are added. Values go to kubectl on stdin, never on its command line."""
 
     name = "simulator-credentials"
 
     def _values(self, stack: Stack) -> dict[str, str]:
         from gamevm.providers.credentials import CREDENTIAL_KEYS, TENSORDOCK_TOKEN
 
-        values: dict[str, str] = {}
+        values: dict[str, str] = {MASTER_KEY: secrets.token_urlsafe(48)}
         for keys in CREDENTIAL_KEYS.values():
             for key in keys.required:
                 values[key] = f"gamevm-dev-{key.lower().replace('_', '-')}"
@@ -167,22 +175,34 @@ class SimulatorCredentialsStep(Step):
             raise StepPendingError("simulators or gamevm.providers.credentials not there yet")
         from gamevm.settings import Settings
 
-        secret_name = Settings().credentials_secret
+        name = Settings().credentials_secret
+        where = f"{OPERATOR_NAMESPACE}/{name}"
         namespace = stack.kubectl(
             "create", "namespace", OPERATOR_NAMESPACE, "--dry-run=client", "-o=yaml"
         )
         stack.kubectl("apply", "-f", "-", input_text=namespace.stdout)
-        exists = stack.kubectl(
-            "get", "secret", secret_name, f"--namespace={OPERATOR_NAMESPACE}", check=False
+        found = stack.kubectl(
+            "get", "secret", name, f"--namespace={OPERATOR_NAMESPACE}", "-o=json", check=False
         )
-        if exists.returncode == 0:
-            return f"secret {OPERATOR_NAMESPACE}/{secret_name} exists, left as is"
-        literals = [f"--from-literal={k}={v}" for k, v in sorted(self._values(stack).items())]
+        if found.returncode != 0:
+            secret = {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": name, "namespace": OPERATOR_NAMESPACE},
+                "stringData": self._values(stack),
+            }
+            stack.kubectl("create", "-f", "-", input_text=json.dumps(secret))
+            return f"created secret {where} (simulator values)"
+        present = set(json.loads(found.stdout).get("data") or {})
+        missing = {k: v for k, v in self._values(stack).items() if k not in present}
+        if not missing:
+            return f"secret {where} complete, left as is"
         stack.kubectl(
-            "create", "secret", "generic", secret_name, f"--namespace={OPERATOR_NAMESPACE}",
-            *literals,
+            "patch", "secret", name, f"--namespace={OPERATOR_NAMESPACE}", "--type=merge",
+            "--patch-file=/dev/stdin",
+            input_text=json.dumps({"stringData": missing}),
         )  # fmt: skip
-        return f"created secret {OPERATOR_NAMESPACE}/{secret_name} (simulator values)"
+        return f"secret {where}: added {', '.join(sorted(missing))}"
 
 
 class OperatorStep(ProcessStep):

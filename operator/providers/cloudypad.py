@@ -4,8 +4,9 @@ Drives the CloudyPad CLI (`settings.cloudypad_cli`) through asyncio subprocesses
 blocking the event loop and never prompting (stdin is /dev/null, `--yes`, no TTY). The
 subprocess gets a minimal environment: PATH, HOME, locale, CLOUDYPAD_HOME, the
 no-TTY/no-analytics switches and this cloud's credentials; nothing else of the operator's
-environment (its own secrets included) leaks into it. Credential values are redacted
-from any CLI message before it becomes an error.
+environment (its own secrets included) leaks into it, except CloudyPad's own
+`CLOUDYPAD_*` settings; `settings.cloudypad_home` and `settings.cloudypad_env` override
+those. Credential values are redacted from any CLI message before it becomes an error.
 
 `instance_id` is the instance name: CloudyPad addresses instances by name only.
 """
@@ -43,7 +44,9 @@ from gamevm.providers.httpclient import trim
 
 log = logging.getLogger(__name__)
 
-PASSTHROUGH_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ")
+PASSTHROUGH_ENV = frozenset({"PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ"})
+CLOUDYPAD_ENV_PREFIX = "CLOUDYPAD_"
+"""CloudyPad's own settings (CLOUDYPAD_HOME, CLOUDYPAD_IMAGE, ...) pass through too."""
 
 
 @dataclass(frozen=True)
@@ -86,7 +89,11 @@ class CloudyPadProvider:
         self._env = self._build_env(home, extra_env or {})
 
     def _build_env(self, home: str | None, extra: Mapping[str, str]) -> dict[str, str]:
-        env = {k: os.environ[k] for k in PASSTHROUGH_ENV if k in os.environ}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k in PASSTHROUGH_ENV or k.startswith(CLOUDYPAD_ENV_PREFIX)
+        }
         env.update(extra)
         env["CLOUDYPAD_CONTAINER_NO_TTY"] = "1"
         env["CLOUDYPAD_ANALYTICS_DISABLE"] = "true"

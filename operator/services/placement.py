@@ -8,7 +8,7 @@ from gamevm.models.enums import CloudProvider
 from gamevm.models.gamevm import GameVMSpec
 from gamevm.providers.base import Offer, Provider, ProviderError
 from gamevm.services.ports import Selection
-from gamevm.services.selection import ProviderQuery, choose, compact, plan_selection
+from gamevm.services.selection import ProviderQuery, choose, plan_selection
 
 MAX_STATUS_CANDIDATES = 20
 
@@ -42,14 +42,14 @@ class ProviderSelector:
             if isinstance(result, ProviderError):
                 errors[query.provider] = result
             else:
-                offers[query.provider] = [o for o in result if placement_key(o) not in exclude]
-        outcome = choose(plan, offers, errors)
+                offers[query.provider] = result
+        outcome = choose(plan, offers, errors, exclude=exclude)
         chosen = outcome.chosen
         summary = str(outcome.error) if outcome.error else ""
         return Selection(
             chosen=chosen.offer if chosen else None,
             preset=chosen.preset if chosen else plan.console_preset,
-            candidates=compact(outcome.decisions, MAX_STATUS_CANDIDATES),
+            candidates=outcome.provider_decision(limit=MAX_STATUS_CANDIDATES).candidates,
             summary=summary,
         )
 

@@ -27,7 +27,7 @@ from gamevm.providers.base import (
     ProviderError,
 )
 from gamevm.services.access import derive_access
-from gamevm.services.conditions import set_condition
+from gamevm.services.conditions import get_condition, set_condition
 from gamevm.services.ports import AccessSecrets, Selector, VMRef, WolfProbe
 from gamevm.services.power import (
     StopReason,
@@ -152,15 +152,12 @@ class Reconciler:
             self._halted_before_create(inp, out)
             return
         if inp.config is None:
-            self._set(
-                out,
-                inp,
-                ConditionType.READY,
-                "False",
-                "EmulatorConfigMissing",
+            message = (
                 f"no EmulatorConfig named {inp.spec.console_type.value!r}; "
-                "create one (kubectl get emulatorconfigs)",
+                "create one (kubectl get emulatorconfigs)"
             )
+            self._warn_once(inp, out, "EmulatorConfigMissing", message)
+            self._set(out, inp, ConditionType.READY, "False", "EmulatorConfigMissing", message)
             out.requeue_after = self._timings.idle
             return
         decision = st.decision
@@ -200,7 +197,7 @@ class Reconciler:
             self._set(
                 out, inp, ConditionType.PROVISIONED, "False", "NoEligibleProvider", st.message
             )
-            out.events.append(Event("Warning", "NoEligibleProvider", st.message))
+            self._warn_once(inp, out, "NoEligibleProvider", st.message)
             out.requeue_after = self._timings.idle
             return
         st.decision.chosen_provider = offer.provider
@@ -488,6 +485,13 @@ class Reconciler:
         self._set(out, inp, ConditionType.READY, "False", exc.reason.value, st.message)
         out.events.append(Event("Warning", exc.reason.value, st.message))
         out.requeue_after = self._timings.idle
+
+    @staticmethod
+    def _warn_once(inp: StepInput, out: Outcome, reason: str, message: str) -> None:
+        """A Warning Event when Ready turns to this reason (not again on every retry)."""
+        previous = get_condition(inp.status.conditions, ConditionType.READY)
+        if previous is None or previous.reason != reason or previous.message != message:
+            out.events.append(Event("Warning", reason, message))
 
     @staticmethod
     def _apply_instance(st: GameVMStatus, instance: Instance) -> None:

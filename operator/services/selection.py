@@ -20,6 +20,8 @@ A restriction matches an offer's region, placement id (zone, hostnode) or city.
 
 Verdict order: per provider in priority order, its eligible offers (ranked) then its
 rejected ones; then the plan's rejections (Disabled, NotRequested, BelowMinimums).
+Verdicts of rejected offers (reason, distance) are worked out lazily, when `verdicts`,
+`decisions` or `provider_decision()` is first read: ranking stays within its budget.
 
 Distance: great-circle kilometres, the formula and Earth radius of
 `geopy.distance.great_circle` (a unit test pins them equal), inlined and memoised per
@@ -407,9 +409,10 @@ def choose(
             reason = f"NoOffers: {query.provider} has no placement for preset {query.preset}"
             segments.append(Verdict(query.provider, None, query.preset, None, None, reason))
             continue
-        eligible, rejected = _judge(provider_offers, _rules(query, excluded), distances)
+        rules = _rules(query, excluded)
+        eligible, rejected = _judge(provider_offers, rules, distances)
         ranked.extend(eligible)
-        segments.append((query.preset, eligible, rejected))
+        segments.append((rules, distances, eligible, rejected))
     segments.extend(Verdict.from_model(r) for r in plan.rejections)
     result = SelectionResult(ranked=ranked, segments=segments)
     if not ranked:
@@ -417,8 +420,7 @@ def choose(
     return result
 
 
-_Rejected = tuple[Offer, float | None, str]
-_Segment = Verdict | tuple[VMPreset, list[RankedOffer], list[_Rejected]]
+_Segment = Verdict | tuple["_Rules", "_Distances | None", list[RankedOffer], list[Offer]]
 
 
 def _expand(segments: Sequence[_Segment]) -> list[Verdict]:
@@ -427,7 +429,8 @@ def _expand(segments: Sequence[_Segment]) -> list[Verdict]:
         if isinstance(segment, Verdict):
             verdicts.append(segment)
             continue
-        preset, eligible, rejected = segment
+        rules, distances, eligible, rejected = segment
+        preset = rules.query.preset
         verdicts.extend(
             Verdict(
                 r.offer.provider,
@@ -440,52 +443,61 @@ def _expand(segments: Sequence[_Segment]) -> list[Verdict]:
             for r in eligible
         )
         verdicts.extend(
-            Verdict(o.provider, o.region, preset, o.price_per_hour, d, reason)
-            for o, d, reason in rejected
+            Verdict(
+                o.provider,
+                o.region,
+                preset,
+                o.price_per_hour,
+                distances.km(o.latitude, o.longitude) if distances else None,
+                _verdict(o, rules),
+            )
+            for o in rejected
         )
     return verdicts
 
 
 def _judge(
     provider_offers: Sequence[Offer], rules: _Rules, distances: _Distances | None
-) -> tuple[list[RankedOffer], list[_Rejected]]:
-    # The hot loop of selection: the common eligible case is decided inline and the
-    # reason is worked out (by _verdict) only for rejected offers.
+) -> tuple[list[RankedOffer], list[Offer]]:
+    # The hot loop of selection: the common eligible case is decided inline; distances
+    # are computed for eligible offers only, and rejected offers get their reason (and
+    # distance, for the status) later, in _expand, only if somebody asks.
     query = rules.query
     preset, priority, limit = query.preset, query.priority, query.cost_limit
     min_vcpu, min_ram, min_gpu = rules.min_vcpu, rules.min_ram, rules.min_gpu_rank
     simple = rules.allowed is None and not rules.excluded
     km = distances.km if distances else None
     memo = distances.memo if distances else {}
-    scored: list[tuple[float, float, str, str, int]] = []
-    distance_of: list[float | None] = []
-    rejected: list[_Rejected] = []
-    for index, offer in enumerate(provider_offers):
-        distance = memo.get((offer.latitude, offer.longitude)) if km else None
-        if km and distance is None:
-            distance = km(offer.latitude, offer.longitude)
-        distance_of.append(distance)
+    scored: list[tuple[float, float, str, str, Offer]] = []
+    rejected: list[Offer] = []
+    for offer in provider_offers:
         price = offer.price_per_hour
         if (
-            simple
-            and offer.available > 0
-            and (limit is None or price <= limit)
-            and offer.vcpu >= min_vcpu
-            and offer.ram_gb >= min_ram
-            and _GPU_RANK[offer.gpu_tier] >= min_gpu
+            not (
+                simple
+                and offer.available > 0
+                and (limit is None or price <= limit)
+                and offer.vcpu >= min_vcpu
+                and offer.ram_gb >= min_ram
+                and _GPU_RANK[offer.gpu_tier] >= min_gpu
+            )
+            and _verdict(offer, rules) is not ELIGIBLE
         ):
-            reason = ELIGIBLE
-        else:
-            reason = _verdict(offer, rules)
-        if reason is ELIGIBLE:
-            scored.append((distance or 0.0, price, offer.region, offer.placement_id, index))
-        else:
-            rejected.append((offer, distance, reason))
-    scored.sort()
-    eligible = [
-        RankedOffer(provider_offers[s[4]], preset, priority, distance_of[s[4]]) for s in scored
-    ]
+            rejected.append(offer)
+            continue
+        distance = 0.0
+        if km is not None:
+            cached = memo.get((offer.latitude, offer.longitude))
+            distance = km(offer.latitude, offer.longitude) if cached is None else cached
+        scored.append((distance, price, offer.region, offer.placement_id, offer))
+    scored.sort(key=_rank_key)
+    located = km is not None
+    eligible = [RankedOffer(s[4], preset, priority, s[0] if located else None) for s in scored]
     return eligible, rejected
+
+
+def _rank_key(entry: tuple[float, float, str, str, Offer]) -> tuple[float, float, str, str]:
+    return entry[0], entry[1], entry[2], entry[3]
 
 
 def _reason_code(reason: str) -> str:

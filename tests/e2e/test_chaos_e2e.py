@@ -164,22 +164,26 @@ def test_sigkill_storm_while_provisioning(
 
 
 class _RateLimitBursts:
-    """Every `period` seconds the next `burst` API requests get 429 + Retry-After."""
+    """429 windows: every `period` seconds, every API request for `length` seconds gets
+    429 with Retry-After (the simulator's `rate_limit_rate` switched to 1, then back)."""
 
-    def __init__(self, op: OperatorUnderTest, burst: int, period: float) -> None:
+    def __init__(self, op: OperatorUnderTest, length: float, period: float) -> None:
         self._op = op
-        self._burst = burst
+        self._length = length
         self._period = period
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self.bursts = 0
 
+    def _set(self, rate: float) -> None:
+        asyncio.run(self._op.tensordock.set_faults({"rate_limit_rate": rate}, merge=True))
+
     def _run(self) -> None:
-        while not self._stop.wait(self._period):
-            asyncio.run(
-                self._op.tensordock.set_faults({"rate_limit_next": self._burst}, merge=True)
-            )
+        while not self._stop.wait(self._period - self._length):
+            self._set(1.0)
             self.bursts += 1
+            self._stop.wait(self._length)
+            self._set(0.0)
 
     def __enter__(self) -> _RateLimitBursts:
         self._thread.start()
@@ -215,7 +219,7 @@ def test_provider_faults_converge_without_crash_loop(
 
     names = [f"fault-{i:02d}" for i in range(scale.vms)]
     started = time.monotonic()
-    with _RateLimitBursts(chaos_operator, burst=5, period=2.0) as bursts:
+    with _RateLimitBursts(chaos_operator, length=0.5, period=4.0) as bursts:
         fleet.apply(names, autoStopTimeout=3600)
         bodies = fleet.wait_phase(names, "running", timeout=scale.timeout_s, during=alive)
         to_running = time.monotonic() - started

@@ -86,6 +86,8 @@ def test_each_cloud_gets_only_its_own_credentials() -> None:
 def test_cloudypad_subprocess_environment_is_minimal(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GAMEVM_MONGODB_URI", "mongodb://user:pw@db")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "operator-own-aws-secret")
+    monkeypatch.setenv("CLOUDYPAD_HOME", "/from/environment")
+    monkeypatch.setenv("CLOUDYPAD_IMAGE", "crafteo/cloudypad:0.45.1")
     provider = CloudyPadProvider(
         CloudProvider.CLOUDYPAD_GCP,
         cli="cloudypad",
@@ -100,6 +102,7 @@ def test_cloudypad_subprocess_environment_is_minimal(monkeypatch: pytest.MonkeyP
     assert env["GOOGLE_PROJECT"] == "p"
     assert env["HTTPS_PROXY"] == "http://proxy:3128"
     assert env["CLOUDYPAD_CONTAINER_NO_TTY"] == "1"
+    assert env["CLOUDYPAD_IMAGE"] == "crafteo/cloudypad:0.45.1"  # CloudyPad's own settings
     assert "GAMEVM_MONGODB_URI" not in env
     assert "AWS_SECRET_ACCESS_KEY" not in env
 

@@ -356,3 +356,17 @@ def test_decision_for_status_is_compact() -> None:
     assert len(compact(result.decisions, 500)) == len(result.decisions)
     # Round-trips through the status model.
     assert decision.model_dump(by_alias=True)["chosenProvider"] == "tensordock"
+
+
+def test_failed_placements_are_excluded_with_reason() -> None:
+    cfg = config(preferred_providers=[{"provider": "tensordock", "priority": 1}])
+    plan = plan_selection(cfg, spec(user_location=DALLAS))
+    result = choose(plan, {TD: TENSORDOCK_US_OFFERS}, exclude={"tensordock/loc-dal-p"})
+    assert result.require().offer.region == "loc-chi"
+    verdict = next(v for v in result.verdicts if v.region == "loc-dal")
+    assert verdict.reason == "CreateFailed: an earlier create here failed permanently"
+    assert verdict.distance_km is not None
+    assert verdict.distance_km < 1  # rejected offers still report their distance
+    decision = result.provider_decision(limit=3)
+    assert decision.chosen_placement == "loc-chi-p"
+    assert len(decision.candidates) == 3

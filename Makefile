@@ -50,7 +50,7 @@ dev-status: relink
 	$(BIN)/gamevm-operator dev status
 
 bench: relink
-	$(PY) bench/run.py
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache

@@ -25,6 +25,7 @@ import os
 import pstats
 import secrets
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -84,6 +85,7 @@ class Bench:
     idle_seconds: float
     profile: bool
     timeout_per_vm: float
+    memory: bool
 
     def kubectl_apply(self, manifest: dict[str, object]) -> None:
         self.stack.kubectl("apply", "-f", "-", input_text=yaml.safe_dump(manifest))
@@ -196,8 +198,15 @@ def operator(bench: Bench, kind: str, namespace: str) -> Iterator[ManagedProcess
         command = operator_command()
         if kind == "tuned":
             command = [sys.executable, str(REPO / "bench" / "tuned_operator.py")]
+            if "arena" in os.environ.get("GAMEVM_BENCH_FIXES", "arena"):
+                # glibc gives each of the 16 Kubernetes client threads its own malloc
+                # arena; two arenas keep RSS down (an environment setting, no code).
+                env["MALLOC_ARENA_MAX"] = "2"
         if bench.profile:
             env["GAMEVM_BENCH_PROFILE"] = str(bench.workdir / f"{namespace}.prof")
+        if bench.memory:
+            env["GAMEVM_BENCH_TRACEMALLOC"] = str(bench.workdir / f"{namespace}.memory.txt")
+        if bench.profile or bench.memory:
             command = [sys.executable, str(REPO / "bench" / "profiled_operator.py")]
         ready = "gamevm-operator started"
     process = ManagedProcess(
@@ -242,6 +251,8 @@ def measure(bench: Bench, kind: str, n: int) -> report.RunResult:
         sim_after = bench.sim_requests()
         cpu_after = {name: procstats.cpu_seconds(p) for name, p in pids.items() if p}
         rss = procstats.peak_rss_mb(pid)
+        if bench.memory and kind != "floor":
+            memory_top(process, bench.workdir / f"{namespace}.memory.txt")
         idle_cpu = idle_writes = None
         idle_detail = ""
         if kind != "floor" and complete and bench.idle_seconds > 0:
@@ -337,6 +348,16 @@ def idle(bench: Bench, pid: int) -> tuple[float, int, str]:
     return 100 * (cpu1 - cpu0) / (t1 - t0), sum(writes.values()), apimetrics.describe(writes)
 
 
+def memory_top(process: ManagedProcess, path: Path) -> None:
+    """Ask the traced operator for its top allocation sites (SIGUSR1) and print them."""
+    process.signal(signal.SIGUSR1)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not path.exists():
+        time.sleep(0.5)
+    time.sleep(1)
+    print(path.read_text() if path.exists() else f"no memory report at {path}", file=sys.stderr)
+
+
 def print_profile(path: Path) -> None:
     if not path.exists():
         log(f"no profile at {path}")
@@ -352,6 +373,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--idle-seconds", type=float, default=30.0)
     parser.add_argument("--timeout-per-vm", type=float, default=1.0, help="seconds per VM")
     parser.add_argument("--profile", action="store_true", help="cProfile our operator")
+    parser.add_argument(
+        "--memory", action="store_true", help="tracemalloc top sites of ours when all run"
+    )
     parser.add_argument("--only", choices=("ours", "floor", "tuned"), help="one operator only")
     parser.add_argument(
         "--tuned",
@@ -389,6 +413,7 @@ def main(argv: list[str] | None = None) -> int:
             args.idle_seconds,
             args.profile,
             args.timeout_per_vm,
+            args.memory,
         )
         stack.kubectl("create", "namespace", OPERATOR_NAMESPACE)
         bench.kubectl_apply(credentials_secret(token, {}))

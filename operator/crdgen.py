@@ -94,8 +94,9 @@ def _strip_defaults(node: Any) -> None:
 
 def _status_schema(model: type[BaseModel]) -> dict[str, Any]:
     # Status defaults would be injected into every status write; the operator sets values.
+    # No preserve-unknown-fields: the operator writes only modelled fields (kopf keeps its
+    # progress in annotations), so a typo'd field is pruned instead of stored.
     schema = openapi_schema(model, keep_defaults=False)
-    schema["x-kubernetes-preserve-unknown-fields"] = True
     conditions = schema["properties"]["conditions"]
     conditions["x-kubernetes-list-type"] = "map"
     conditions["x-kubernetes-list-map-keys"] = ["type"]

@@ -6,7 +6,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from gamevm.handlers.kube import Kube
-from gamevm.models.emulator_config import EmulatorConfigSpec
 from gamevm.models.enums import CloudProvider
 from gamevm.providers.base import Provider
 from gamevm.providers.wolf import HttpWolfProbe
@@ -39,7 +38,6 @@ class AppContext:
     wolf: HttpWolfProbe
     mirror: "Mirror | None"
     master_key: bytes | None
-    configs: dict[str, EmulatorConfigSpec] = field(default_factory=dict)
     runtimes: dict[str, VMRuntime] = field(default_factory=dict)
     """By GameVM uid."""
     uids: dict[str, str] = field(default_factory=dict)

@@ -17,6 +17,26 @@ from gamevm.services.conditions import get_condition, set_condition
 log = logging.getLogger(__name__)
 
 
+ConfigIndex = kopf.Index[str, EmulatorConfigSpec]
+
+
+@kopf.index(GROUP, VERSION, EMULATORCONFIG_PLURAL)
+def emulatorconfigs_by_console(spec: kopf.Spec, **_: Any) -> dict[str, EmulatorConfigSpec]:
+    """Valid configs by console. kopf fills every index before it starts the handlers, so a
+    VM's daemon never runs ahead of the configs after a restart."""
+    try:
+        config = EmulatorConfigSpec.model_validate(dict(spec))
+    except ValidationError:
+        return {}
+    return {config.console_type.value: config}
+
+
+def config_for(index: ConfigIndex, console: str) -> EmulatorConfigSpec | None:
+    """The console's config from the index, if there is a valid one."""
+    store = index.get(console)
+    return next(iter(store), None) if store is not None else None
+
+
 @kopf.on.event(GROUP, VERSION, EMULATORCONFIG_PLURAL)
 async def emulatorconfig_event(
     event: kopf.RawEvent,
@@ -27,23 +47,20 @@ async def emulatorconfig_event(
     memo: kopf.Memo,
     **_: Any,
 ) -> None:
-    """Apply config changes to the next VMs at once; no restart needed."""
+    """Wake the console's VMs (changes apply to the next VMs at once), mirror, report."""
     app: AppContext = memo.app
     name = str(meta.get("name", ""))
     if event.get("type") == "DELETED":
-        app.configs.pop(name, None)
         if app.mirror is not None:
             app.mirror.enqueue_config_deleted(name)
         return
     try:
         config = EmulatorConfigSpec.model_validate(dict(spec))
     except ValidationError as exc:
-        app.configs.pop(name, None)
         await _report(
             app, body, meta, status, "False", "InvalidSpec", describe_validation_error(exc)
         )
         return
-    app.configs[config.console_type.value] = config
     app.wake_console(config.console_type.value)
     if app.mirror is not None:
         app.mirror.enqueue_config_from(body)

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from gamevm import metrics
 from gamevm.handlers.context import AppContext, VMRuntime
+from gamevm.handlers.emulatorconfig import ConfigIndex, config_for
 from gamevm.handlers.errors import describe_validation_error
 from gamevm.handlers.patching import merge_patch
 from gamevm.models.conditions import ConditionType
@@ -67,9 +68,11 @@ async def reconcile_gamevm(
     spec: kopf.Spec,
     status: kopf.Status,
     memo: kopf.Memo,
-    **_: Any,
+    **kwargs: Any,
 ) -> None:
     """Reconcile one GameVM until it is deleted or paused."""
+    # kopf passes each index as a kwarg named after its function (not in DaemonFn's type).
+    configs: ConfigIndex = kwargs["emulatorconfigs_by_console"]
     app = _app(memo)
     uid = str(meta["uid"])
     runtime = app.runtime(uid)
@@ -78,8 +81,9 @@ async def reconcile_gamevm(
     while True:
         if meta.get("deletionTimestamp"):
             return
-        delay = await _one_step(app, runtime, body, meta, spec, status)
+        # Cleared before the step: a wake-up that arrives during the step is not lost.
         runtime.wake.clear()
+        delay = await _one_step(app, runtime, body, meta, spec, status, configs)
         if delay > 0:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(runtime.wake.wait(), timeout=delay)
@@ -92,6 +96,7 @@ async def _one_step(
     meta: kopf.Meta,
     spec: kopf.Spec,
     status: kopf.Status,
+    configs: ConfigIndex,
 ) -> float:
     ref = VMRef(
         namespace=str(meta["namespace"]),
@@ -123,7 +128,7 @@ async def _one_step(
         spec=spec_model,
         status=status_model,
         annotations=dict(meta.get("annotations", {})),
-        config=app.configs.get(spec_model.console_type.value),
+        config=config_for(configs, spec_model.console_type.value),
         now=_now(),
         heartbeat=runtime.heartbeat,
         retries=runtime.retries,

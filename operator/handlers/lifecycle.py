@@ -95,7 +95,13 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         master_key=master.encode() if master else None,
     )
     memo.app = app
-    memo.http = await start_server(app)
+    try:
+        memo.http = await start_server(app)
+    except OSError as exc:
+        # A taken port will not free itself: exit with the reason instead of retrying.
+        raise kopf.PermanentError(
+            f"cannot serve HTTP on {cfg.http_host}:{cfg.http_port}: {exc.strerror or exc}"
+        ) from exc
     if mirror is not None:
         mirror.set_resync_source(_resync_source(app, mirror))
     app.ready = True

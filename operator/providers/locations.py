@@ -89,3 +89,34 @@ class CityTable:
 def city_table() -> CityTable:
     """The bundled table, parsed once."""
     return CityTable(load_package_json("cities.json"))
+
+
+def macro_region(latitude: float, longitude: float) -> str:  # noqa: PLR0911  # a lookup table
+    """A coarse region name ("us-central", "eu-west", ...) for a marketplace location.
+
+    TensorDock names locations by city only; the seed's EmulatorConfig example restricts
+    TensorDock with names like "us-central" and "us-east", so hostnodes are grouped into
+    such regions by their coordinates (boundaries are approximate and documented here).
+    """
+    lat, lon = latitude, longitude
+    if -170 <= lon <= -50 and lat >= 15:  # North America
+        if lon > -90:
+            return "us-east"
+        return "us-central" if lon > -105 else "us-west"
+    if -95 <= lon <= -30 and lat < 15:
+        return "sa-east"
+    if -25 <= lon <= 45 and lat >= 35:  # Europe
+        if lat > 55:
+            return "eu-north"
+        return "eu-west" if lon < 5 else "eu-central"
+    if 25 <= lon <= 63 and 12 <= lat < 42:
+        return "me-central"
+    if -20 <= lon <= 55 and lat < 35:
+        return "af-south" if lat < 0 else "af-north"
+    if lat < -10 and lon >= 110:
+        return "ap-oceania"
+    if 60 <= lon < 90:
+        return "ap-south"
+    if lon >= 125 or (lat >= 33 and lon >= 120):
+        return "ap-northeast"
+    return "ap-east" if lat >= 20 else "ap-southeast"

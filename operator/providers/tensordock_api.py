@@ -15,7 +15,7 @@ from gamevm.models.enums import CloudProvider, GpuTier, VMPreset
 from gamevm.models.presets import PresetResources, gpu_rank
 from gamevm.providers.base import ErrorReason, Instance, InstanceState, Offer, ProviderError
 from gamevm.providers.httpclient import trim
-from gamevm.providers.locations import CityTable
+from gamevm.providers.locations import CityTable, macro_region
 
 
 # GPU model (v0Name or display name, normalised to lower-case letters and digits) -> tier.
@@ -538,7 +538,7 @@ def _offer(
         details["gpu_v0_name"] = gpu_model
     return Offer(
         provider=CloudProvider.TENSORDOCK,
-        region=host.location_id or host.id,
+        region=macro_region(lat, lon),
         placement_id=host.id,
         location_label=label,
         latitude=lat,
@@ -644,7 +644,7 @@ def parse_instance(body: Any, *, fallback_id: str = "") -> Instance:
         state=map_status(status),
         ip_address=str(ip) if ip else None,
         ports=parse_ports(pick(item, "portForwards", "port_forwards", default=[])),
-        region=metadata.get("location_id"),
+        region=None,
         price_per_hour=None if price is None else _as_float(price),
         configured=False,
         metadata=metadata,

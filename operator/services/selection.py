@@ -16,7 +16,7 @@ never given a smaller VM because a provider prefers one).
 
 Regions: adapters return offers in every region (`OfferRequest.regions` is only a hint);
 selection enforces the restriction so each excluded placement shows as RegionNotAllowed.
-A restriction matches an offer's region, placement id (zone, hostnode) or city.
+A restriction matches an offer's region, placement id (zone, hostnode), city or location id.
 
 Verdict order: per provider in priority order, its eligible offers (ranked) then its
 rejected ones; then the plan's rejections (Disabled, NotRequested, BelowMinimums).
@@ -355,8 +355,10 @@ def _fit_reason(offer: Offer, rules: _Rules) -> str | None:
     query = rules.query
     if rules.allowed is not None:
         city = offer.location_label.split(",", 1)[0]
+        location = offer.details.get("location_id", "")
         if not any(
-            _normalize(v) in rules.allowed for v in (offer.region, offer.placement_id, city)
+            _normalize(v) in rules.allowed
+            for v in (offer.region, offer.placement_id, city, location)
         ):
             return f"RegionNotAllowed: {offer.region} not in {', '.join(query.regions or ())}"
     if offer.vcpu < rules.min_vcpu or offer.ram_gb < rules.min_ram:

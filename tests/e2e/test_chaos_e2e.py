@@ -44,8 +44,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.chaos]
 SEED = 20261126
 MAX_REQUESTS_PER_VM = 60
 """Bound on simulator API requests per VM lifecycle (create -> running -> delete) under
-the fault mix of `test_provider_faults_converge_without_crash_loop`: a fault-free
-lifecycle takes about 10 (see the test's printed figures); each retry is one more."""
+the fault mix of `test_provider_faults_converge_without_crash_loop`. Measured: about 16
+per VM without faults (10 VMs), 25-37 per VM with them; each retry is one more request,
+so an unbounded retry loop blows through this at once."""
 
 
 def _one_live_instance_each(
@@ -126,7 +127,7 @@ def test_sigkill_storm_while_provisioning(
     op = chaos_operator.process
     started = time.monotonic()
     # Latency with jitter stretches provisioning so the kills land in every step of it.
-    set_faults(chaos_operator.tensordock, {"latency_ms": 150, "jitter_ms": 450, "seed": SEED})
+    set_faults(chaos_operator.tensordock, {"latency_ms": 50, "jitter_ms": 300, "seed": SEED})
     names = [f"kill-{i:02d}" for i in range(scale.vms)]
     batches = _batches(names, 3)
     runs = 1
@@ -136,7 +137,7 @@ def test_sigkill_storm_while_provisioning(
             fleet.apply(batches[kill], autoStopTimeout=3600)
         if rng.random() < 0.75:
             wait_started(op, runs)  # kill a run that is working ...
-            time.sleep(rng.uniform(0.0, 1.5))
+            time.sleep(rng.uniform(0.0, 1.2))
         else:
             time.sleep(rng.uniform(0.1, 2.0))  # ... or one anywhere in start-up
         phases_at_kill.update(str(p) for p in fleet.phases().values())
@@ -153,14 +154,16 @@ def test_sigkill_storm_while_provisioning(
         f"sigkill: {scale.vms} VMs, {scale.kills} kills in {kills_done:.1f}s, all running after "
         f"{converged:.1f}s; phases seen at the kills {dict(phases_at_kill)}; "
         f"create_calls={listing['counts']['create_calls']}, instances created per VM "
-        f"{sorted(Counter(created.values()).items())}; providers {_providers(bodies)}"
+        f"{sorted(Counter(created.values()).items())}; providers {_providers(bodies)}; "
+        f"faults served {sim_stats(chaos_operator.tensordock)['faults_served']}"
     )
     assert op.running()
 
+    deleting = time.monotonic()
     fleet.delete(names)
     fleet.wait_gone(names, timeout=scale.timeout_s)
     _no_live_instances(chaos_operator, bodies)
-    report(f"sigkill: deleted all in {time.monotonic() - started - converged:.1f}s")
+    report(f"sigkill: deleted all in {time.monotonic() - deleting:.1f}s")
 
 
 class _RateLimitBursts:
@@ -244,6 +247,13 @@ def test_provider_faults_converge_without_crash_loop(
         f"({create_requests / scale.vms:.1f}/VM), {requests} for the whole lifecycle "
         f"({requests / scale.vms:.1f}/VM); per route {stats['requests']}"
     )
+    fell_back = {
+        vm: _brief_status(body)["rejected"]
+        for vm, body in bodies.items()
+        if body["status"].get("provider") != "tensordock"
+    }
+    if fell_back:
+        report(f"faults: VMs that fell back from TensorDock, and why: {fell_back}")
     tracebacks = log_matches(op, r"Traceback")
     report(f"faults: tracebacks in the operator log: {len(tracebacks)}")
     assert requests / scale.vms <= MAX_REQUESTS_PER_VM, "retries are not bounded"
@@ -278,6 +288,11 @@ def _mirror_diff(
         got = docs.get(uid, {}).get("status", "<missing>")
         if got != phase:
             problems.append(f"{names[uid]}: mirror {got}, API server {phase}")
+    for body in live.values():
+        uid, status = body["metadata"]["uid"], body.get("status", {})
+        stored = docs.get(uid, {}).get("provider_instance_id")
+        if uid in docs and stored != status.get("providerInstanceId"):
+            problems.append(f"{names[uid]}: mirror instance {stored}, API server {status}")
     extra = set(docs) - set(expected)
     if extra:
         problems.append(f"documents for unknown vm_ids: {sorted(extra)}")
@@ -365,7 +380,9 @@ def test_kube_apiserver_restart_mid_run(
     names = [f"api-{i:02d}" for i in range(scale.vms)]
     started = time.monotonic()
     fleet.apply(names, autoStopTimeout=3600)
-    time.sleep(1.5)
+    # Stop it once provisioning has visibly begun (the first VM has a phase).
+    fleet.wait_all(names[:1], lambda b: "phase" in b.get("status", {}), 60, "a first phase")
+    time.sleep(0.5)
     phases = Counter(str(p) for p in fleet.phases().values())
     down_s = 3.0 if scale.name == "small" else 15.0
     back_after = restart_kube_apiserver(kube_stack, down_seconds=down_s)

@@ -1,4 +1,4 @@
-"""bench/tuned_operator.py: the diff-base storage proposed to drop kopf's annotation patch."""
+"""bench/tuned_operator.py (the proposed diff-base storage) and bench/floor_operator.py."""
 
 import kopf
 
@@ -37,3 +37,15 @@ def test_fetch_equals_build_and_store_writes_nothing() -> None:
     patch = kopf.Patch()
     storage.store(body=body, patch=patch, essence=storage.build(body=body))
     assert not patch
+
+
+def test_floor_marks_running_once() -> None:
+    from bench.floor_operator import mark_running
+
+    patch = kopf.Patch()
+    mark_running(status=kopf.Status({}), patch=patch, type="ADDED")
+    assert patch == {"status": {"phase": "running"}}
+    for status, kind in (({"phase": "running"}, "MODIFIED"), ({}, "DELETED")):
+        untouched = kopf.Patch()
+        mark_running(status=kopf.Status(status), patch=untouched, type=kind)
+        assert not untouched

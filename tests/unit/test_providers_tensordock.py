@@ -123,7 +123,8 @@ def test_premium_offers_price_capacity_dedicated_ip_and_coordinates() -> None:
     assert dallas.gpu_model == RTX4090
     assert dallas.available == 2
     assert (dallas.latitude, dallas.longitude) == pytest.approx((32.78, -96.80))
-    assert dallas.region == "dal"
+    assert dallas.region == "us-central"
+    assert dallas.details["location_id"] == "dal"
     assert dallas.details["hostnode_id"] == "h-dal"
     assert dallas.location_label == "Dallas, Texas, United States"
     assert offers["h-fra"].available == 0
@@ -174,7 +175,7 @@ def test_dallas_player_gets_the_dallas_hostnode() -> None:
     result = choose(plan, {CloudProvider.TENSORDOCK: offers_for(plan.queries[0].preset)})
     assert result.require().offer.placement_id == "h-dal"
     reasons = {d.region: d.reason for d in result.decisions}
-    assert reasons["fra"] == "NoCapacity"
+    assert reasons["eu-central"] == "NoCapacity"  # Frankfurt
 
 
 def test_third_party_shapes_flat_lists_and_maps() -> None:

@@ -25,6 +25,8 @@ class VMRuntime:
     retries: int = 0
     written_status: dict[str, Any] | None = None
     console: str | None = None
+    seen: tuple[Any, ...] = ()
+    """(generation, annotations) last acted on: changes to these wake the daemon."""
 
 
 @dataclass

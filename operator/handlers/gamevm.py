@@ -18,6 +18,7 @@ from gamevm import metrics
 from gamevm.handlers.context import AppContext, VMRuntime
 from gamevm.handlers.emulatorconfig import ConfigIndex, config_for
 from gamevm.handlers.errors import describe_validation_error
+from gamevm.handlers.kube import KubeError
 from gamevm.handlers.patching import merge_patch
 from gamevm.models.conditions import ConditionType
 from gamevm.models.enums import DeletionPolicy, VMStatus
@@ -77,6 +78,7 @@ async def reconcile_gamevm(
     uid = str(meta["uid"])
     runtime = app.runtime(uid)
     runtime.console = str(spec.get("consoleType", ""))
+    runtime.seen = (meta.get("generation"), tuple(sorted(meta.get("annotations", {}).items())))
     app.uids[f"{meta['namespace']}/{meta['name']}"] = uid
     while True:
         if meta.get("deletionTimestamp"):
@@ -133,8 +135,15 @@ async def _one_step(
         heartbeat=runtime.heartbeat,
         retries=runtime.retries,
     )
-    outcome = await app.reconciler.step(step_input)
-    await _apply(app, runtime, body, ref, spec_model, outcome)
+    try:
+        outcome = await app.reconciler.step(step_input)
+        await _apply(app, runtime, body, ref, spec_model, outcome)
+    except KubeError as exc:
+        # E.g. the namespace is terminating, or the API server is restarting: retry later.
+        runtime.retries += 1
+        delay = min(300.0, app.settings.retry_delay * float(2 ** min(runtime.retries, 5)))
+        log.warning("%s: Kubernetes API error (%s); retrying in %.0f s", ref.key, exc, delay)
+        return delay
     return outcome.requeue_after
 
 
@@ -227,7 +236,7 @@ async def gamevm_event(
     memo: kopf.Memo,
     **_: Any,
 ) -> None:
-    """Wake the VM's daemon on any change, and mirror the object."""
+    """Wake the VM's daemon when a user changed something, and mirror the object."""
     app = _app(memo)
     uid = str(meta.get("uid", ""))
     if event.get("type") == "DELETED":
@@ -239,7 +248,12 @@ async def gamevm_event(
         return
     runtime = app.runtimes.get(uid)
     if runtime is not None:
-        runtime.wake.set()
+        # Our own status writes change neither generation nor annotations: waking on them
+        # would turn every write into another step.
+        seen = (meta.get("generation"), tuple(sorted(meta.get("annotations", {}).items())))
+        if seen != runtime.seen:
+            runtime.seen = seen
+            runtime.wake.set()
     if app.mirror is not None:
         app.mirror.enqueue_vm_from(body)
 

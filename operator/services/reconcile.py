@@ -266,7 +266,9 @@ class Reconciler:
                 )
             )
         st.provider_instance_id = instance.instance_id
-        created = f"{decision.chosen_provider.value} instance {instance.instance_id} ({name})"
+        created = f"{decision.chosen_provider.value} instance {instance.instance_id}"
+        if instance.instance_id != name:
+            created += f" ({name})"
         self._set(out, inp, ConditionType.PROVISIONED, "True", "InstanceCreated", created)
         await self._observe_running(inp, out, instance)
         # One Event per step: when the new instance is already up, "Running" tells both.

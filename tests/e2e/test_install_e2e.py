@@ -11,6 +11,7 @@ Deployment to exist (there is no kubelet here to run it).
 import asyncio
 import base64
 import copy
+import re
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -253,5 +254,8 @@ def test_operator_works_with_only_its_service_account(
     assert instance_id not in {i["id"] for i in asyncio.run(live_instances(tensordock_sim))}
 
     log = operator_as_service_account.log_text()
-    assert "Forbidden" not in log, "the operator hit an RBAC denial"
+    # An RBAC denial names the identity; a 403 for a terminating namespace (other tests'
+    # leftovers on the shared stack) does not and is not a permission problem.
+    denial = re.search(r'User \\?"system:serviceaccount:[^"\\]+\\?" cannot', log)
+    assert denial is None, f"the operator hit an RBAC denial: {denial.group(0) if denial else ''}"
     assert " 403" not in log

@@ -62,6 +62,8 @@ def _app(memo: kopf.Memo) -> AppContext:
     id="reconcile",
     when=_not_paused,
     cancellation_timeout=5.0,
+    # Failures are handled inside the loop; this only bounds an unexpected crash's restart.
+    backoff=5.0,
 )
 async def reconcile_gamevm(
     body: kopf.Body,

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar, cast
 
+import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
@@ -69,6 +70,9 @@ class Kube:
             return await loop.run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
         except ApiException as exc:
             raise KubeError(exc.status or 0, f"{exc.status} {exc.reason}") from None
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            # The API server is unreachable (restarting, network): a retryable failure.
+            raise KubeError(0, f"API server unreachable: {type(exc).__name__}") from None
 
     async def patch_gamevm_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         """Merge-patch the status subresource."""

@@ -31,7 +31,12 @@ class ProviderSelector:
             return exc
 
     async def select(
-        self, spec: GameVMSpec, config: EmulatorConfigSpec, exclude: frozenset[str]
+        self,
+        spec: GameVMSpec,
+        config: EmulatorConfigSpec,
+        exclude: frozenset[str],
+        *,
+        tolerate_unavailable: bool = False,
     ) -> Selection:
         """Best eligible offer not excluded; every candidate's verdict for the status."""
         plan = plan_selection(config, spec)
@@ -45,6 +50,10 @@ class ProviderSelector:
                 offers[query.provider] = result
         outcome = choose(plan, offers, errors, exclude=exclude)
         chosen = outcome.chosen
+        if not tolerate_unavailable:
+            _raise_if_preferred_unavailable(
+                plan.queries, errors, chosen.priority if chosen else None
+            )
         summary = str(outcome.error) if outcome.error else ""
         return Selection(
             chosen=chosen.offer if chosen else None,
@@ -63,3 +72,17 @@ class ProviderSelector:
             return None
         offers = await self._providers[query.provider].offers(query.request)
         return next((o for o in offers if o.placement_id == placement), None)
+
+
+def _raise_if_preferred_unavailable(
+    queries: tuple[ProviderQuery, ...],
+    errors: Mapping[CloudProvider, object],
+    chosen_priority: int | None,
+) -> None:
+    """A transient failure of a provider preferred over the choice is retried, not skipped."""
+    for query in queries:
+        if chosen_priority is not None and query.priority >= chosen_priority:
+            return
+        error = errors.get(query.provider)
+        if isinstance(error, ProviderError) and error.retryable:
+            raise error

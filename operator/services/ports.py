@@ -64,8 +64,15 @@ class Selector(Protocol):
         spec: GameVMSpec,
         config: EmulatorConfigSpec,
         exclude: frozenset[str],
+        *,
+        tolerate_unavailable: bool = False,
     ) -> Selection:
-        """Best eligible offer not in `exclude` ('provider/placement' keys)."""
+        """Best eligible offer not in `exclude` ('provider/placement' keys).
+
+        A preferred provider whose offers failed with a retryable error raises that
+        ProviderError (back off and ask again) unless `tolerate_unavailable`, when the
+        selection falls back past it.
+        """
         ...
 
     async def offer_for(

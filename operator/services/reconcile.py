@@ -38,6 +38,7 @@ from gamevm.services.power import (
 )
 
 INSTANCE_NAME_PREFIX = "gvm-"
+UNAVAILABLE_RETRIES_BEFORE_FALLBACK = 3
 
 
 def instance_name(uid: str) -> str:
@@ -183,7 +184,14 @@ class Reconciler:
         assert inp.config is not None  # noqa: S101  # checked by the caller
         previous = st.decision or ProviderDecision()
         exclude = frozenset(previous.failed_placements)
-        selection = await self._selector.select(inp.spec, inp.config, exclude)
+        # A preferred provider that is briefly unavailable is retried a few times before
+        # the selection falls back past it.
+        selection = await self._selector.select(
+            inp.spec,
+            inp.config,
+            exclude,
+            tolerate_unavailable=inp.retries >= UNAVAILABLE_RETRIES_BEFORE_FALLBACK,
+        )
         st.decision = ProviderDecision(
             candidates=selection.candidates,
             decided_at=inp.now,

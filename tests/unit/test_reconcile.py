@@ -107,7 +107,12 @@ class FakeSelector:
         self.offers = offers
 
     async def select(
-        self, spec: GameVMSpec, config: EmulatorConfigSpec, exclude: frozenset[str]
+        self,
+        spec: GameVMSpec,
+        config: EmulatorConfigSpec,
+        exclude: frozenset[str],
+        *,
+        tolerate_unavailable: bool = False,
     ) -> Selection:
         for offer in self.offers:
             if f"{offer.provider}/{offer.placement_id}" not in exclude:

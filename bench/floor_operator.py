@@ -21,14 +21,18 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     print("floor operator started", flush=True)
 
 
+def needs_running(phase: object, event_type: str | None) -> bool:
+    """Whether this watch event should patch status.phase=running."""
+    return event_type != "DELETED" and phase != "running"
+
+
 @kopf.on.event(GROUP, VERSION, GAMEVM_PLURAL)
 def mark_running(status: kopf.Status, patch: kopf.Patch, type: str | None, **_: Any) -> None:  # noqa: A002
     """Patch status.phase=running once (kopf applies `patch` after the handler)."""
-    if type == "DELETED" or status.get("phase") == "running":
-        return
-    patch.status["phase"] = "running"
+    if needs_running(status.get("phase"), type):
+        patch.status["phase"] = "running"
 
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.WARNING)
-    kopf.run(standalone=True, namespaces=sys.argv[1:2] or None, clusterwide=len(sys.argv) < 2)
+    kopf.run(standalone=True, namespaces=sys.argv[1:2], clusterwide=len(sys.argv) < 2)

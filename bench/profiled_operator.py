@@ -39,10 +39,11 @@ if __name__ == "__main__":
     mem_out = os.environ.get("GAMEVM_BENCH_TRACEMALLOC")
     profiler = cProfile.Profile() if prof_out else None
     if mem_out:
+        mem_path = Path(mem_out)
         tracemalloc.start()
 
         def on_usr1(_sig: int, _frame: FrameType | None) -> None:
-            _write_memory_top(Path(mem_out))
+            _write_memory_top(mem_path)
 
         signal.signal(signal.SIGUSR1, on_usr1)
     if profiler is not None:

@@ -28,6 +28,8 @@ class RunResult:
     operator_writes_per_vm: float
     writes_detail: str
     rss_mb: float
+    writes_at_running_per_vm: float | None = None
+    """Writes counted only until the last VM ran (kopf may still hold queued Events)."""
     idle_cpu_pct: float | None = None
     idle_writes: int | None = None
     idle_writes_detail: str = ""
@@ -140,12 +142,16 @@ def plot(path: Path, results: Sequence[RunResult]) -> None:
     import matplotlib.pyplot as plt
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for kind, colour in (("ours", "tab:blue"), ("tuned", "tab:green"), ("floor", "tab:gray")):
+    colours = {"ours": "tab:blue", "tuned": "tab:green", "floor": "tab:gray"}
+    for kind, colour in colours.items():
         runs = sorted((r for r in results if r.kind == kind), key=lambda r: r.n)
         if runs:
             left.plot(
                 [r.n for r in runs], [r.all_running_s for r in runs], "o-", color=colour, label=kind
             )
+    largest = max((r.n for r in results), default=0)
+    if len({r.n for r in results}) > 1:
+        left.set_xscale("log")
     left.set_xlabel("GameVMs applied at once (N)")
     left.set_ylabel("seconds until all running")
     left.set_title("Time to all running")
@@ -156,8 +162,8 @@ def plot(path: Path, results: Sequence[RunResult]) -> None:
             continue
         ordered = sorted(r.latencies_s)
         fractions = [(i + 1) / len(ordered) for i in range(len(ordered))]
-        style = "--" if r.kind == "floor" else "-"
-        right.plot(ordered, fractions, style, label=f"{r.kind} N={r.n}")
+        style = "-" if r.n == largest else ":"
+        right.plot(ordered, fractions, style, color=colours.get(r.kind), label=f"{r.kind} N={r.n}")
     right.set_xlabel("seconds from create to running")
     right.set_ylabel("fraction of VMs")
     right.set_title("Per-VM latency (CDF)")

@@ -32,7 +32,7 @@ import time
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,9 +79,6 @@ class Bench:
     stack: Stack
     api: client.ApiClient
     workdir: Path
-    sim_url: str
-    sim_token: str
-    sim: ManagedProcess
     idle_seconds: float
     profile: bool
     timeout_per_vm: float
@@ -93,17 +90,10 @@ class Bench:
     def scrape(self) -> str:
         return self.stack.kubectl("get", "--raw", "/metrics", timeout=60).stdout
 
-    def sim_requests(self) -> dict[str, int]:
-        """Requests served by the simulator so far, per route."""
-        root = self.sim_url.removesuffix("/api/v2")
-        with urllib.request.urlopen(f"{root}/_sim/stats", timeout=10) as resp:  # noqa: S310
-            stats = json.loads(resp.read())
-        return {str(k): int(v) for k, v in stats["requests"].items()}
-
     def event_reasons(self, namespace: str) -> dict[str, int]:
         """Events in a namespace, counted by reason."""
         events = client.CoreV1Api(self.api).list_namespaced_event(namespace)
-        return dict(Counter(e.reason for e in events.items))
+        return dict(Counter(str(e.reason) for e in events.items))
 
     def object_bytes(self, namespace: str) -> int:
         """JSON size of one GameVM as stored (what every watch event carries)."""
@@ -119,6 +109,34 @@ class Bench:
                 if process.pid is not None and process.running():
                     pids[process.name] = process.pid
         return pids
+
+
+@dataclass
+class Simulator:
+    """A running TensorDock simulator."""
+
+    process: ManagedProcess
+    url: str
+    token: str
+
+    def requests(self) -> dict[str, int]:
+        """Requests served so far, per route."""
+        root = self.url.removesuffix("/api/v2")
+        with urllib.request.urlopen(f"{root}/_sim/stats", timeout=10) as resp:  # noqa: S310
+            stats = json.loads(resp.read())
+        return {str(k): int(v) for k, v in stats["requests"].items()}
+
+
+@contextmanager
+def simulator(bench: Bench, n: int) -> Iterator[Simulator]:
+    """A fresh simulator for one run (its cost per request grows with the instances it
+    holds), room for N VMs, and the credentials Secret holding its token."""
+    process, url, token = start_simulator(bench.workdir, max(1, -(-n // VMS_PER_SCALE)))
+    try:
+        bench.kubectl_apply(credentials_secret(token, {}))
+        yield Simulator(process, url, token)
+    finally:
+        process.stop()
 
 
 def start_simulator(workdir: Path, scale: int) -> tuple[ManagedProcess, str, str]:
@@ -175,7 +193,9 @@ def wait_for_log(process: ManagedProcess, text: str, timeout: float) -> None:
 
 
 @contextmanager
-def operator(bench: Bench, kind: str, namespace: str) -> Iterator[ManagedProcess]:
+def operator(
+    bench: Bench, kind: str, namespace: str, sim: Simulator | None
+) -> Iterator[ManagedProcess]:
     """Our operator or the floor, watching `namespace` only; stopped by pid on exit."""
     env = dict(os.environ)
     env["KUBECONFIG"] = str(bench.stack.kubeconfig)
@@ -183,11 +203,12 @@ def operator(bench: Bench, kind: str, namespace: str) -> Iterator[ManagedProcess
         command = [sys.executable, str(REPO / "bench" / "floor_operator.py"), namespace]
         ready = "floor operator started"
     else:
+        assert sim is not None  # noqa: S101  # measure() starts one for our operator
         env.update(
             {
                 "GAMEVM_NAMESPACE": OPERATOR_NAMESPACE,
                 "GAMEVM_WATCH_NAMESPACES": f'["{namespace}"]',
-                "GAMEVM_TENSORDOCK_API_URL": bench.sim_url,
+                "GAMEVM_TENSORDOCK_API_URL": sim.url,
                 # The simulator allows 1e6/min; TensorDock's real 100/min would make this
                 # a benchmark of the rate limit, not of the operator.
                 "GAMEVM_TENSORDOCK_REQUESTS_PER_MINUTE": "1000000",
@@ -230,13 +251,17 @@ def measure(bench: Bench, kind: str, n: int) -> report.RunResult:
     bench.stack.kubectl("create", "namespace", namespace)
     names = [f"vm-{i:05d}" for i in range(n)]
     created: dict[str, float] = {}
-    with operator(bench, kind, namespace) as process:
+    with ExitStack() as running:
+        sim = None if kind == "floor" else running.enter_context(simulator(bench, n))
+        process = running.enter_context(operator(bench, kind, namespace, sim))
         pid = process.pid or 0
         time.sleep(SETTLE_S)
-        pids = {kind: pid, "simulator": bench.sim.pid or 0, **bench.control_plane_pids()}
+        pids = {kind: pid, **bench.control_plane_pids()}
+        if sim is not None:
+            pids["simulator"] = sim.process.pid or 0
         cpu_before = {name: procstats.cpu_seconds(p) for name, p in pids.items() if p}
         metrics_before = bench.scrape()
-        sim_before = bench.sim_requests()
+        sim_before = sim.requests() if sim else {}
         watcher = RunningWatch(bench.api, namespace, n)
         watcher.start()
         started = time.time()
@@ -245,23 +270,32 @@ def measure(bench: Bench, kind: str, n: int) -> report.RunResult:
         complete = watcher.all_running.wait(timeout=30 + n * bench.timeout_per_vm)
         watcher.stop()
         dump_trace(bench.workdir / f"{namespace}-trace.json", watcher, created)
+        if watcher.errors:
+            log(
+                f"{kind} N={n}: the watch was re-opened {len(watcher.errors)} times: "
+                f"{watcher.errors[:3]}"
+            )
         seen = dict(watcher.running)
         finished = max(seen.values()) if seen else time.time()
         metrics_after = bench.scrape()
-        sim_after = bench.sim_requests()
+        sim_after = sim.requests() if sim else {}
         cpu_after = {name: procstats.cpu_seconds(p) for name, p in pids.items() if p}
+        # Writes caused by provisioning include Events kopf still has queued: count
+        # until the API server has seen no write for a few seconds.
+        settled = quiet_metrics(bench)
         rss = procstats.peak_rss_mb(pid)
         if bench.memory and kind != "floor":
             memory_top(process, bench.workdir / f"{namespace}.memory.txt")
         idle_cpu = idle_writes = None
         idle_detail = ""
         if kind != "floor" and complete and bench.idle_seconds > 0:
-            idle_cpu, idle_writes, idle_detail = idle(bench, pid)
+            idle_cpu, idle_writes, idle_detail = idle(bench, pid, settled)
             rss = procstats.peak_rss_mb(pid)
     if not complete:
         log(f"{kind} N={n}: only {len(seen)} of {n} running; see {process.log_path}")
-    writes = apimetrics.writes_between(metrics_before, metrics_after)
+    writes = apimetrics.writes_between(metrics_before, settled)
     total = sum(writes.values())
+    at_running = sum(apimetrics.writes_between(metrics_before, metrics_after).values())
     creates = writes.get(("POST", "gamevms", ""), 0)
     latencies = [seen[name] - created[name] for name in seen if name in created]
     result = report.RunResult(
@@ -275,6 +309,7 @@ def measure(bench: Bench, kind: str, n: int) -> report.RunResult:
         writes=total,
         writes_per_vm=total / n,
         operator_writes_per_vm=(total - creates) / n,
+        writes_at_running_per_vm=at_running / n,
         writes_detail=apimetrics.describe(writes),
         rss_mb=rss,
         idle_cpu_pct=idle_cpu,
@@ -294,21 +329,30 @@ def measure(bench: Bench, kind: str, n: int) -> report.RunResult:
         object_bytes=bench.object_bytes(namespace),
         load_average=os.getloadavg()[0],
     )
+    finish(bench, namespace, result)
+    return result
+
+
+def finish(bench: Bench, namespace: str, result: report.RunResult) -> None:
+    """Log the run's figures, print the profile, delete the floor's namespace."""
+    kind, n = result.kind, result.n
     log(
         f"{kind} N={n}: all running in {result.all_running_s:.2f}s (creates took "
-        f"{create_s:.2f}s); writes {result.writes_detail}; CPU s {result.cpu_s}; "
+        f"{result.create_s:.2f}s); writes {result.writes_detail}; CPU s {result.cpu_s}; "
         f"simulator requests {result.sim_requests}; "
         f"Events {result.event_reasons}; API server time {result.server_time}; "
         f"GameVM size {result.object_bytes} B; load average {result.load_average:.1f}"
     )
+    if result.idle_cpu_pct is not None:
+        log(
+            f"{kind} N={n}: idle CPU {result.idle_cpu_pct:.2f}% of one core; "
+            f"idle writes {result.idle_writes_detail}"
+        )
     if kind == "floor":
         # Wait: the namespace controller's deletes would otherwise land in the next window.
         bench.stack.kubectl("delete", "namespace", namespace, "--timeout=600s", timeout=660)
-    if idle_cpu is not None:
-        log(f"{kind} N={n}: idle CPU {idle_cpu:.2f}% of one core; idle writes {idle_detail}")
     if kind != "floor" and bench.profile:
         print_profile(bench.workdir / f"{namespace}.prof")
-    return result
 
 
 def dump_trace(path: Path, watcher: RunningWatch, created: dict[str, float]) -> None:
@@ -334,13 +378,12 @@ def quiet_metrics(bench: Bench, quiet_s: float = 3.0, limit_s: float = 120.0) ->
     return previous
 
 
-def idle(bench: Bench, pid: int) -> tuple[float, int, str]:
+def idle(bench: Bench, pid: int, before: str) -> tuple[float, int, str]:
     """Idle CPU (% of one core) and writes over `idle_seconds`, every VM running.
 
-    Starts once the API server has seen no write for a few seconds (kopf posts Events
-    from a queue, which can still be draining when the last VM reports running).
+    `before` is a scrape taken once the API server had seen no write for a few seconds
+    (kopf posts Events from a queue, still draining when the last VM reports running).
     """
-    before = quiet_metrics(bench)
     cpu0, t0 = procstats.cpu_seconds(pid), time.monotonic()
     time.sleep(bench.idle_seconds)
     cpu1, t1 = procstats.cpu_seconds(pid), time.monotonic()
@@ -391,32 +434,25 @@ def main(argv: list[str] | None = None) -> int:
     sizes = sorted(set(args.n or [100, 1000]))
     workdir = Path(tempfile.mkdtemp(prefix="gamevm-bench-"))
     stack = Stack(workdir / "stack", steps=default_steps(with_operator=False), progress=log)
-    sim: ManagedProcess | None = None
     results: list[report.RunResult] = []
     try:
         stack.up(only=(*CONTROL_PLANE, "crds"))
         kinds = [args.only] if args.only else ["floor", "ours", *(["tuned"] if args.tuned else [])]
-        # Instances are never deleted during a run: room for every VM of every operator.
-        provisioned = sum(sizes) * len([k for k in kinds if k != "floor"])
-        scale = max(1, -(-provisioned // VMS_PER_SCALE))
-        sim, sim_url, token = start_simulator(workdir, scale)
-        api = config.new_client_from_config(config_file=str(stack.kubeconfig))
+        api = config.new_client_from_config(  # type: ignore[no-untyped-call]
+            config_file=str(stack.kubeconfig)
+        )
         api.configuration.connection_pool_maxsize = 32
         api.rest_client.pool_manager.connection_pool_kw["maxsize"] = 32
         bench = Bench(
             stack,
             api,
             workdir,
-            sim_url,
-            token,
-            sim,
             args.idle_seconds,
             args.profile,
             args.timeout_per_vm,
             args.memory,
         )
         stack.kubectl("create", "namespace", OPERATOR_NAMESPACE)
-        bench.kubectl_apply(credentials_secret(token, {}))
         bench.kubectl_apply(
             premium_config(
                 CONSOLE,
@@ -447,8 +483,6 @@ def main(argv: list[str] | None = None) -> int:
             report.plot(RESULTS / "latest.png", results)
             print(f"\nwrote {RESULTS / 'latest.json'} and {RESULTS / 'latest.png'}")
     finally:
-        if sim is not None:
-            sim.stop()
         stack.down()
         if args.keep:
             log(f"kept {workdir}")

@@ -57,25 +57,25 @@ class SpecOnlyDiffBase(kopf.DiffBaseStorage):
 
 def apply_fixes() -> None:
     """Monkeypatch the selected fixes into the imported operator modules."""
-    from gamevm import main
     from gamevm.handlers import kube, lifecycle
     from gamevm.services import placement
 
     if "logging" in FIXES:
-        main.logging.basicConfig = lambda **_: None  # type: ignore[assignment]
+        # gamevm.main.run calls logging.basicConfig; make it a no-op in this process.
+        setattr(logging, "basicConfig", lambda **_: None)  # noqa: B010
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     if "diffbase" in FIXES:
-        kopf.AnnotationsDiffBaseStorage = SpecOnlyDiffBase  # type: ignore[misc]
+        setattr(kopf, "AnnotationsDiffBaseStorage", SpecOnlyDiffBase)  # noqa: B010
     if "pool" in FIXES:
         stock = kube.load_api_client
 
-        def load_api_client() -> Any:
-            api = stock()
+        def load_api_client(*args: Any) -> Any:
+            api = stock(*args)
             size = int(os.environ.get("GAMEVM_KUBE_CLIENT_THREADS", "16"))
             api.rest_client.pool_manager.connection_pool_kw["maxsize"] = size
             return api
 
-        lifecycle.load_api_client = load_api_client  # type: ignore[assignment]
+        setattr(lifecycle, "load_api_client", load_api_client)  # noqa: B010
     if "candidates" in FIXES:
         placement.MAX_STATUS_CANDIDATES = 5
 

@@ -50,6 +50,8 @@ class RunningWatch:
     """Every version of the first object (vm-00000), to see what each write changed."""
     all_running: threading.Event = field(default_factory=threading.Event)
     _stop: threading.Event = field(default_factory=threading.Event)
+    _resource_version: str | None = None
+    """Where a re-opened watch resumes; None re-lists (ADDED for every object)."""
     _thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -62,26 +64,29 @@ class RunningWatch:
     def _loop(self) -> None:
         custom = client.CustomObjectsApi(self.api)
         while not self._stop.is_set() and not self.all_running.is_set():
-            stream = watch.Watch()
+            stream = watch.Watch()  # type: ignore[no-untyped-call]
             try:
-                for event in stream.stream(
+                for event in stream.stream(  # type: ignore[no-untyped-call]
                     custom.list_namespaced_custom_object,
                     GROUP,
                     VERSION,
                     self.namespace,
                     GAMEVM_PLURAL,
-                    timeout_seconds=30,
+                    timeout_seconds=300,
+                    resource_version=self._resource_version,
                 ):
                     self._seen(event["type"], event["object"])
                     if self._stop.is_set() or self.all_running.is_set():
-                        stream.stop()
+                        stream.stop()  # type: ignore[no-untyped-call]
                         break
             except Exception as exc:  # noqa: BLE001  # a dropped watch is simply re-opened
                 self.errors.append(repr(exc))
+                self._resource_version = None  # e.g. 410 Gone: list again
                 time.sleep(0.2)
 
     def _seen(self, kind: str, obj: dict[str, Any]) -> None:
         now = time.time()
+        self._resource_version = obj["metadata"].get("resourceVersion")
         name = obj["metadata"]["name"]
         phase = (obj.get("status") or {}).get("phase")
         self.history.setdefault(name, []).append((now, kind, str(phase)))

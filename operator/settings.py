@@ -19,7 +19,7 @@ class Settings(BaseSettings):
     )
     log_format: str = Field(default="text", description="'text' or 'json'.")
     kube_client_threads: int = Field(
-        default=16, ge=1, description="Threads for the (synchronous) Kubernetes client."
+        default=8, ge=1, description="Threads for the (synchronous) Kubernetes client."
     )
 
     # HTTP server: heartbeat, read API, metrics, health.

@@ -9,7 +9,7 @@ from gamevm.handlers.kube import Kube
 from gamevm.models.enums import CloudProvider
 from gamevm.providers.base import Provider
 from gamevm.providers.wolf import HttpWolfProbe
-from gamevm.services.reconcile import Reconciler
+from gamevm.services.reconcile import Event, Reconciler
 from gamevm.settings import Settings
 
 if TYPE_CHECKING:
@@ -25,6 +25,8 @@ class VMRuntime:
     retries: int = 0
     written_status: dict[str, Any] | None = None
     console: str | None = None
+    held_events: list["Event"] = field(default_factory=list)
+    """Normal Events of a step followed at once by another: posted with the next one."""
     seen: tuple[Any, ...] = ()
     """(generation, annotations) last acted on: changes to these wake the daemon."""
 

@@ -33,7 +33,7 @@ from gamevm.models.names import (
 from gamevm.providers.base import ProviderError
 from gamevm.services.conditions import get_condition, set_condition
 from gamevm.services.ports import VMRef
-from gamevm.services.reconcile import Outcome, StepInput, instance_name
+from gamevm.services.reconcile import Event, Outcome, StepInput, instance_name
 
 log = logging.getLogger(__name__)
 
@@ -159,8 +159,14 @@ async def _apply(
 ) -> None:
     new_status = outcome.status.model_dump(mode="json", exclude_none=True)
     await _write_status(app, runtime, ref, new_status)
-    for event in outcome.events:
-        kopf.event(body, type=event.type, reason=event.reason, message=event.message)
+    events = [*runtime.held_events, *outcome.events]
+    runtime.held_events = []
+    if outcome.requeue_after == 0 and all(e.type == "Normal" for e in events):
+        # The next step follows at once: tell both in one Event (one API write fewer).
+        runtime.held_events = events
+    else:
+        for event in coalesce_events(events):
+            kopf.event(body, type=event.type, reason=event.reason, message=event.message)
     if outcome.consume_power_request:
         await app.kube.patch_gamevm_annotations(
             ref.namespace, ref.name, {ANNOTATION_POWER_REQUEST: None}
@@ -349,3 +355,15 @@ async def delete_gamevm(
             kopf.event(body, type="Warning", reason="DeleteFailed", message=message)
             raise kopf.TemporaryError(message, delay=delay) from exc
     kopf.event(body, type="Normal", reason="InstanceDeleted", message="instance terminated")
+
+
+def coalesce_events(events: list[Event]) -> list[Event]:
+    """Consecutive Normal Events become one (the last reason, the messages joined)."""
+    result: list[Event] = []
+    for event in events:
+        last = result[-1] if result else None
+        if last is not None and last.type == event.type == "Normal":
+            result[-1] = Event("Normal", event.reason, f"{last.message}; {event.message}")
+        else:
+            result.append(event)
+    return result

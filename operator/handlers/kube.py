@@ -46,13 +46,17 @@ class KubeError(Exception):
         self.status = status
 
 
-def load_api_client() -> client.ApiClient:
+def load_api_client(threads: int) -> client.ApiClient:
     """In-cluster config when running in a pod, the kubeconfig otherwise."""
     try:
         config.load_incluster_config()  # type: ignore[no-untyped-call]
     except config.ConfigException:
         config.load_kube_config()  # type: ignore[no-untyped-call]
-    return client.ApiClient()
+    configuration = client.Configuration.get_default_copy()
+    # One pooled connection per worker thread: the default pool of 10 would drop and
+    # re-open TLS connections under load.
+    configuration.connection_pool_maxsize = threads
+    return client.ApiClient(configuration)
 
 
 class Kube:

@@ -7,6 +7,7 @@ import kopf
 from aiohttp import web
 
 from gamevm.handlers.context import AppContext
+from gamevm.handlers.diffbase import NoDiffBaseStorage
 from gamevm.handlers.http import start_server
 from gamevm.handlers.kube import Kube, KubeAccessSecrets, KubeError, load_api_client
 from gamevm.models.enums import CloudProvider
@@ -36,9 +37,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     # Our own names for everything kopf stores on objects, so `kubectl describe` reads well.
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=GROUP, key="last-handled-configuration"
-    )
+    # No create/update handlers: kopf needs no stored diff base (saves a patch per object).
+    settings.persistence.diffbase_storage = NoDiffBaseStorage()
     # Only explicit kopf.event() calls become Events; log lines stay logs.
     settings.posting.loggers = False
     # Watches are re-established before proxies and load balancers cut idle streams.
@@ -49,7 +49,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     # The daemon drives provisioning; a failed delete is retried with its own backoff.
     settings.execution.max_workers = 8
 
-    kube = Kube(load_api_client(), threads=cfg.kube_client_threads)
+    kube = Kube(load_api_client(cfg.kube_client_threads), threads=cfg.kube_client_threads)
     credentials = await _read_credentials(kube, cfg)
     master = credentials.get(MASTER_KEY)
     if master is not None and len(master.encode()) < MIN_MASTER_KEY_BYTES:

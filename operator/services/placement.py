@@ -1,6 +1,7 @@
 """Provider selection with I/O: ask the planned providers for offers, then choose purely."""
 
 import asyncio
+import time
 from collections.abc import Mapping
 
 from gamevm.models.emulator_config import EmulatorConfigSpec
@@ -10,7 +11,7 @@ from gamevm.providers.base import Offer, Provider, ProviderError
 from gamevm.services.ports import Selection
 from gamevm.services.selection import ProviderQuery, choose, plan_selection
 
-MAX_STATUS_CANDIDATES = 20
+MAX_STATUS_CANDIDATES = 10
 
 
 def placement_key(offer: Offer) -> str:
@@ -21,8 +22,13 @@ def placement_key(offer: Offer) -> str:
 class ProviderSelector:
     """services.ports.Selector over the provider adapters."""
 
-    def __init__(self, providers: Mapping[CloudProvider, Provider]) -> None:
+    def __init__(
+        self, providers: Mapping[CloudProvider, Provider], *, offer_ttl: float = 30.0
+    ) -> None:
         self._providers = providers
+        self._offer_ttl = offer_ttl
+        self._chosen: dict[str, tuple[float, Offer]] = {}
+        """Offers just chosen, by placement key: the create right after needs no re-query."""
 
     async def _offers(self, query: ProviderQuery) -> list[Offer] | ProviderError:
         try:
@@ -50,6 +56,8 @@ class ProviderSelector:
                 offers[query.provider] = result
         outcome = choose(plan, offers, errors, exclude=exclude)
         chosen = outcome.chosen
+        if chosen is not None:
+            self._remember(chosen.offer)
         if not tolerate_unavailable:
             _raise_if_preferred_unavailable(
                 plan.queries, errors, chosen.priority if chosen else None
@@ -62,10 +70,18 @@ class ProviderSelector:
             summary=summary,
         )
 
+    def _remember(self, offer: Offer) -> None:
+        now = time.monotonic()
+        self._chosen = {k: v for k, v in self._chosen.items() if now - v[0] < self._offer_ttl}
+        self._chosen[placement_key(offer)] = (now, offer)
+
     async def offer_for(
         self, spec: GameVMSpec, config: EmulatorConfigSpec, provider: str, placement: str
     ) -> Offer | None:
         """The current offer for a placement chosen before (e.g. before a restart)."""
+        cached = self._chosen.pop(f"{provider}/{placement}", None)
+        if cached is not None and time.monotonic() - cached[0] < self._offer_ttl:
+            return cached[1]
         plan = plan_selection(config, spec)
         query = next((q for q in plan.queries if q.provider.value == provider), None)
         if query is None:

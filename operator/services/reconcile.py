@@ -39,6 +39,7 @@ from gamevm.services.power import (
 
 INSTANCE_NAME_PREFIX = "gvm-"
 UNAVAILABLE_RETRIES_BEFORE_FALLBACK = 3
+FIRST_OBSERVE_AFTER_CREATE = 1.0
 
 
 def instance_name(uid: str) -> str:
@@ -248,19 +249,20 @@ class Reconciler:
         name = instance_name(inp.ref.uid)
         material = derive_access(self._master_key, inp.ref.uid)
         await self._secrets.ensure(inp.ref, secret_name_for(inp.ref.name), material)
-        instance = await provider.find(name)
-        if instance is None:
-            offer = await self._selector.offer_for(
-                inp.spec,
-                config,
-                decision.chosen_provider.value,
-                decision.chosen_placement or "",
-            )
-            if offer is None:
+        offer = await self._selector.offer_for(
+            inp.spec, config, decision.chosen_provider.value, decision.chosen_placement or ""
+        )
+        if offer is None:
+            # An instance may exist from a create cut short (crash): adopt it, never fall
+            # back past it.
+            instance = await provider.find(name)
+            if instance is None:
                 self._fall_back(
                     inp, out, "PlacementGone", "the chosen placement is no longer offered"
                 )
                 return
+        else:
+            # `create` looks the deterministic name up first: a retry adopts, never doubles.
             instance = await provider.create(
                 CreateSpec(
                     name=name,
@@ -279,6 +281,9 @@ class Reconciler:
             created += f" ({name})"
         self._set(out, inp, ConditionType.PROVISIONED, "True", "InstanceCreated", created)
         await self._observe_running(inp, out, instance)
+        if st.phase is not VMStatus.RUNNING:
+            # Fresh instances often come up within seconds: look again soon, then back off.
+            out.requeue_after = min(out.requeue_after, FIRST_OBSERVE_AFTER_CREATE)
         # One Event per step: when the new instance is already up, "Running" tells both.
         running = next((e for e in out.events if e.reason == "Running"), None)
         if running is None:

@@ -26,7 +26,7 @@ def test_essence_ignores_status_and_is_a_copy() -> None:
         "metadata": {"annotations": {}},
     }
     assert storage.build(body=_body("running")) == essence
-    essence["spec"]["userLocation"]["latitude"] = 2.0  # type: ignore[index]
+    essence["spec"]["userLocation"]["latitude"] = 2.0
     assert body["spec"]["userLocation"]["latitude"] == 1.0
 
 
@@ -39,13 +39,10 @@ def test_fetch_equals_build_and_store_writes_nothing() -> None:
     assert not patch
 
 
-def test_floor_marks_running_once() -> None:
-    from bench.floor_operator import mark_running
+def test_floor_patches_each_object_until_it_runs() -> None:
+    from bench.floor_operator import needs_running
 
-    patch = kopf.Patch()
-    mark_running(status=kopf.Status({}), patch=patch, type="ADDED")
-    assert patch == {"status": {"phase": "running"}}
-    for status, kind in (({"phase": "running"}, "MODIFIED"), ({}, "DELETED")):
-        untouched = kopf.Patch()
-        mark_running(status=kopf.Status(status), patch=untouched, type=kind)
-        assert not untouched
+    assert needs_running(None, "ADDED")
+    assert needs_running("creating", "MODIFIED")
+    assert not needs_running("running", "MODIFIED")
+    assert not needs_running(None, "DELETED")

@@ -71,6 +71,9 @@ class FakeProvider:
     async def create(self, spec: CreateSpec) -> Instance:
         if self.fail_create is not None:
             raise self.fail_create
+        existing = await self.find(spec.name)
+        if existing is not None:  # the Protocol: create adopts an instance of that name
+            return existing
         self.creates += 1
         inst = Instance(
             instance_id=f"i-{self.creates}",
@@ -340,3 +343,16 @@ async def test_invalid_power_request_is_reported_and_consumed(value: str) -> Non
     out = await w.step()
     assert out.consume_power_request  # type: ignore[attr-defined]
     assert any(e.reason == "InvalidPowerRequest" for e in out.events)  # type: ignore[attr-defined]
+
+
+async def test_restart_with_the_placement_gone_adopts_instead_of_falling_back() -> None:
+    w = World()
+    await w.step()
+    decided = w.status.model_copy(deep=True)
+    await w.step()
+    w.status = decided
+    w.selector.offers = []  # the chosen placement is no longer offered
+    await w.step()
+    assert w.td.creates == 1
+    assert w.gcp.creates == 0
+    assert w.status.provider_instance_id == "i-1"

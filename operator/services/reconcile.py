@@ -275,6 +275,10 @@ class Reconciler:
                     },
                 )
             )
+        if instance.state is not InstanceState.RUNNING or not instance.ip_address:
+            # Create responses carry little (TensorDock's: id, name, status); one look now
+            # often finds the instance up, which saves a status write and an Event.
+            instance = await provider.observe(instance.instance_id) or instance
         st.provider_instance_id = instance.instance_id
         created = f"{decision.chosen_provider.value} instance {instance.instance_id}"
         if instance.instance_id != name:

@@ -3,6 +3,7 @@
 import asyncio
 import json
 import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import yaml
@@ -174,3 +175,31 @@ def test_emulatorconfig_edit_changes_the_next_choice(
         gamevms.delete("second")
         gamevms.wait_gone("second", timeout=90)
     assert gamevm_operator.cloudypad.wolf_pids() == []
+
+
+def test_max_session_stops_a_busy_vm(
+    gamevm_operator: OperatorUnderTest, gamevms: GameVMs, kubectl: Kubectl
+) -> None:
+    gamevms.apply("marathon", autoStopTimeout=3600)
+    status = gamevms.wait_phase("marathon", "running")
+    asyncio.run(gamevm_operator.tensordock.set_wolf_state(status["providerInstanceId"], "busy"))
+    # A session that began 5 hours ago (the config allows 4): moved back while the operator
+    # is down, as after a long night; the restarted operator reads it from status.
+    gamevm_operator.process.stop()
+    five_hours_ago = (datetime.now(UTC) - timedelta(hours=5)).isoformat()
+    kubectl(
+        "patch",
+        "gamevm",
+        "marathon",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps({"status": {"startedAt": five_hours_ago}}),
+        namespace=gamevms.namespace,
+    )
+    gamevm_operator.process.restart()
+    status = gamevms.wait_phase("marathon", "stopped", timeout=30)
+    assert status["stopReason"] == "MaxSessionExceeded"
+    assert _cond(status, "AutoStopped")["reason"] == "MaxSessionExceeded"
+    messages = [e["message"] for e in gamevms.events("marathon") if e["reason"] == "AutoStopped"]
+    assert any("maximum is 4 h" in m for m in messages), messages

@@ -79,7 +79,9 @@ class ProviderSelector:
         self, spec: GameVMSpec, config: EmulatorConfigSpec, provider: str, placement: str
     ) -> Offer | None:
         """The current offer for a placement chosen before (e.g. before a restart)."""
-        cached = self._chosen.pop(f"{provider}/{placement}", None)
+        # Many VMs pick the same placement at once: the entry serves all of them until it
+        # expires (the create itself reports a placement that has filled up).
+        cached = self._chosen.get(f"{provider}/{placement}")
         if cached is not None and time.monotonic() - cached[0] < self._offer_ttl:
             return cached[1]
         plan = plan_selection(config, spec)

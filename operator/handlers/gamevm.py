@@ -162,11 +162,14 @@ async def _apply(
     events = [*runtime.held_events, *outcome.events]
     runtime.held_events = []
     if outcome.requeue_after == 0 and all(e.type == "Normal" for e in events):
-        # The next step follows at once: tell both in one Event (one API write fewer).
+        # The next step follows at once: tell both in one Event (one API write fewer), unless
+        # it takes long (a slow create), when `kubectl describe` must not stay silent.
         runtime.held_events = events
+        asyncio.get_running_loop().call_later(
+            HOLD_EVENTS_SECONDS, _post_if_still_held, body, runtime, events
+        )
     else:
-        for event in coalesce_events(events):
-            kopf.event(body, type=event.type, reason=event.reason, message=event.message)
+        _post(body, events)
     if outcome.consume_power_request:
         await app.kube.patch_gamevm_annotations(
             ref.namespace, ref.name, {ANNOTATION_POWER_REQUEST: None}
@@ -355,6 +358,20 @@ async def delete_gamevm(
             kopf.event(body, type="Warning", reason="DeleteFailed", message=message)
             raise kopf.TemporaryError(message, delay=delay) from exc
     kopf.event(body, type="Normal", reason="InstanceDeleted", message="instance terminated")
+
+
+HOLD_EVENTS_SECONDS = 2.0
+
+
+def _post(body: kopf.Body, events: list[Event]) -> None:
+    for event in coalesce_events(events):
+        kopf.event(body, type=event.type, reason=event.reason, message=event.message)
+
+
+def _post_if_still_held(body: kopf.Body, runtime: VMRuntime, events: list[Event]) -> None:
+    if runtime.held_events is events:
+        runtime.held_events = []
+        _post(body, events)
 
 
 def coalesce_events(events: list[Event]) -> list[Event]:

@@ -163,7 +163,8 @@ async def _apply(
     runtime.held_events = []
     if outcome.requeue_after == 0 and all(e.type == "Normal" for e in events):
         # The next step follows at once: tell both in one Event (one API write fewer), unless
-        # it takes long (a slow create), when `kubectl describe` must not stay silent.
+        # it takes long (a slow create): then it is posted after HOLD_EVENTS_SECONDS, while
+        # status already says "creating on <provider> in <place>".
         runtime.held_events = events
         asyncio.get_running_loop().call_later(
             HOLD_EVENTS_SECONDS, _post_if_still_held, body, runtime, events
@@ -360,7 +361,7 @@ async def delete_gamevm(
     kopf.event(body, type="Normal", reason="InstanceDeleted", message="instance terminated")
 
 
-HOLD_EVENTS_SECONDS = 2.0
+HOLD_EVENTS_SECONDS = 30.0
 
 
 def _post(body: kopf.Body, events: list[Event]) -> None:

@@ -138,6 +138,20 @@ class CloudyPadSimulatorStep(Step):
         stack.state.exports["GAMEVM_CLOUDYPAD_CLI"] = str(script)
         return f"CLI {script}, CLOUDYPAD_HOME={home}"
 
+    def release(self, stack: Stack) -> list[str]:
+        """Stop the detached Wolf responders of the simulated instances, by pid."""
+        home = stack.root / "cloudypad-home"
+        if not home.exists() or not _has_module("gamevm.simulators.cloudypad.store"):
+            return []
+        from gamevm.simulators.cloudypad.store import kill_wolf, wolf_pids
+
+        stopped = []
+        for pid in wolf_pids(home):
+            kill_wolf(pid)
+            stack.progress(f"cloudypad wolf responder: stopped (pid {pid})")
+            stopped.append(f"wolf-{pid}")
+        return stopped
+
 
 MASTER_KEY = "access-master-key"
 """The operator's key-derivation secret (gamevm.handlers.lifecycle.MASTER_KEY; not

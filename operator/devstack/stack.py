@@ -49,6 +49,10 @@ class Step:
         """Processes this step owns, for `down` and `status` (by pidfile)."""
         return []
 
+    def release(self, stack: Stack) -> list[str]:
+        """Stop what the step's programs started on their own (e.g. detached helpers)."""
+        return []
+
 
 class ProcessStep(Step):
     """A step that runs one long-lived process and waits until it is healthy."""
@@ -229,6 +233,7 @@ class Stack:
                         stopped.append(process.name)
                     else:
                         process.stop()  # drop a stale pidfile
+                stopped.extend(step.release(self))
         return stopped
 
     def status(self) -> tuple[bool, list[str]]:

@@ -14,32 +14,9 @@ from gamevm.models.documents import EMULATOR_CONFIG_COLLECTION, VM_COLLECTION
 from tests.fixtures.chaos import MirroredOperator
 from tests.fixtures.operator_env import GameVMs
 from tests.fixtures.stack import Kubectl
+from tests.unit.test_models_support import SEED_VM_DOCUMENT_FIELDS
 
 pytestmark = pytest.mark.e2e
-
-SEED_VM_FIELDS = [
-    "vm_id",
-    "status",
-    "preset",
-    "console_type",
-    "provider",
-    "created_at",
-    "updated_at",
-    "ip_address",
-    "wolf_port",
-    "ssh_port",
-    "ssh_private_key",
-    "auto_stop_timeout",
-    "user_id",
-    "provider_instance_id",
-    "provider_metadata",
-    "gaming_environment_ready",
-    "cloudypad_configured",
-    "games_mounted",
-    "last_activity",
-    "last_moonlight_connection",
-    "user_location",
-]
 
 
 def _wait_document(
@@ -82,7 +59,7 @@ def test_gamevm_lifecycle_mirrored_field_for_field(
         else:
             raise AssertionError("the GameVM kept changing; never caught the mirror in step")
         assert stored == stored_fields(expected)  # every field, as stored
-        for field in SEED_VM_FIELDS:
+        for field in sorted(SEED_VM_DOCUMENT_FIELDS):
             assert field in stored, field
         assert stored["vm_id"] == body["metadata"]["uid"]
         assert stored["status"] == "running"

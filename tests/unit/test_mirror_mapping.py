@@ -15,40 +15,10 @@ from gamevm.mirror.mapping import (
 from gamevm.models.documents import EmulatorConfigDocument, VMDocument
 from gamevm.models.enums import CloudProvider, ConsoleType, VMPreset, VMStatus
 from tests.fixtures.mongo import SECRET_VALUES, emulator_config_body, gamevm_body
-
-SEED_VM_FIELDS = {
-    "vm_id",
-    "status",
-    "preset",
-    "console_type",
-    "provider",
-    "created_at",
-    "updated_at",
-    "ip_address",
-    "wolf_port",
-    "ssh_port",
-    "ssh_private_key",
-    "auto_stop_timeout",
-    "user_id",
-    "provider_instance_id",
-    "provider_metadata",
-    "gaming_environment_ready",
-    "cloudypad_configured",
-    "games_mounted",
-    "last_activity",
-    "last_moonlight_connection",
-    "user_location",
-}
-SEED_CONFIG_FIELDS = {
-    "console_type",
-    "preferred_providers",
-    "default_preset",
-    "cost_per_hour_limit",
-    "min_cpu",
-    "min_ram_gb",
-    "requires_gpu",
-    "max_session_hours",
-}
+from tests.unit.test_models_support import (
+    SEED_EMULATOR_CONFIG_DOCUMENT_FIELDS as SEED_CONFIG_FIELDS,
+)
+from tests.unit.test_models_support import SEED_VM_DOCUMENT_FIELDS as SEED_VM_FIELDS
 
 
 def _utc(text: str) -> datetime:

@@ -20,6 +20,8 @@ from gamevm.models import (
     documents,
 )
 from tests.unit.test_models_support import (
+    SEED_EMULATOR_CONFIG_DOCUMENT_FIELDS,
+    SEED_VM_DOCUMENT_FIELDS,
     emulator_config_document,
     emulator_config_spec,
     error_message,
@@ -27,40 +29,7 @@ from tests.unit.test_models_support import (
     vm_document,
 )
 
-SEED_VM_DOCUMENT_FIELDS = {
-    "vm_id",
-    "status",
-    "preset",
-    "console_type",
-    "provider",
-    "created_at",
-    "updated_at",
-    "ip_address",
-    "wolf_port",
-    "ssh_port",
-    "ssh_private_key",
-    "auto_stop_timeout",
-    "user_id",
-    "provider_instance_id",
-    "provider_metadata",
-    "gaming_environment_ready",
-    "cloudypad_configured",
-    "games_mounted",
-    "last_activity",
-    "last_moonlight_connection",
-    "user_location",
-}
 SEED_VM_DOCUMENT_REQUIRED = {"vm_id", "status", "preset", "console_type", "provider"}
-SEED_EMULATOR_CONFIG_DOCUMENT_FIELDS = {
-    "console_type",
-    "preferred_providers",
-    "default_preset",
-    "cost_per_hour_limit",
-    "min_cpu",
-    "min_ram_gb",
-    "requires_gpu",
-    "max_session_hours",
-}
 SEED_EMULATOR_CONFIG_DOCUMENT_REQUIRED = {
     "console_type",
     "default_preset",

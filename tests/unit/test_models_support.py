@@ -114,3 +114,40 @@ def emulator_config_document(**overrides: Any) -> dict[str, Any]:
     }
     doc.update(overrides)
     return doc
+
+
+# The seed's document field lists (data-models.md), shared by the model and mirror tests.
+SEED_VM_DOCUMENT_FIELDS = {
+    "vm_id",
+    "status",
+    "preset",
+    "console_type",
+    "provider",
+    "created_at",
+    "updated_at",
+    "ip_address",
+    "wolf_port",
+    "ssh_port",
+    "ssh_private_key",
+    "auto_stop_timeout",
+    "user_id",
+    "provider_instance_id",
+    "provider_metadata",
+    "gaming_environment_ready",
+    "cloudypad_configured",
+    "games_mounted",
+    "last_activity",
+    "last_moonlight_connection",
+    "user_location",
+}
+
+SEED_EMULATOR_CONFIG_DOCUMENT_FIELDS = {
+    "console_type",
+    "preferred_providers",
+    "default_preset",
+    "cost_per_hour_limit",
+    "min_cpu",
+    "min_ram_gb",
+    "requires_gpu",
+    "max_session_hours",
+}

@@ -49,7 +49,8 @@ def test_gamevm_lifecycle_mirrored_field_for_field(
         # Compare with the object the API server holds now; if it moved on while we looked,
         # look again (the status keeps changing: activity, Wolf probes).
         for _ in range(20):
-            body = gamevms.get("mirrored")
+            # As the operator's watch sees it: updated_at derives from managedFields times.
+            body = gamevms.get("mirrored", managed_fields=True)
             assert body is not None
             expected = vm_document_from(body)
             assert expected is not None

@@ -8,21 +8,25 @@ BIN := $(VENV)/bin
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml setup.py
+$(VENV)/.installed: pyproject.toml setup.py devtools/pyproject.toml
 	python3 -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	@$(BIN)/pip install -q -e '.[dev]' --config-settings editable_mode=strict \
 		> $(VENV)/install.log 2>&1 || { cat $(VENV)/install.log; exit 1; }
+	@$(BIN)/pip install -q --no-deps -e devtools --config-settings editable_mode=strict \
+		>> $(VENV)/install.log 2>&1 || { cat $(VENV)/install.log; exit 1; }
 	touch $@
 
 # The strict editable install links files one by one: re-link after adding modules.
 relink: install
 	@$(BIN)/pip install -q --no-deps -e . --config-settings editable_mode=strict \
 		> $(VENV)/relink.log 2>&1 || { cat $(VENV)/relink.log; exit 1; }
+	@$(BIN)/pip install -q --no-deps -e devtools --config-settings editable_mode=strict \
+		>> $(VENV)/relink.log 2>&1 || { cat $(VENV)/relink.log; exit 1; }
 
 lint: relink
-	$(BIN)/ruff check operator tests bench
-	$(BIN)/ruff format --check operator tests bench
+	$(BIN)/ruff check operator devtools tests bench
+	$(BIN)/ruff format --check operator devtools tests bench
 	$(BIN)/lint-imports
 
 types: relink
@@ -41,16 +45,16 @@ test: lint types crds-check
 	$(BIN)/pytest -q
 
 dev: relink
-	$(BIN)/gamevm-operator dev up
+	$(BIN)/gamevm-dev up
 
 dev-down: relink
-	$(BIN)/gamevm-operator dev down
+	$(BIN)/gamevm-dev down
 
 dev-status: relink
-	$(BIN)/gamevm-operator dev status
+	$(BIN)/gamevm-dev status
 
 bench: relink
 	$(PY) bench/run.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) build devtools/build *.egg-info devtools/*.egg-info .mypy_cache .ruff_cache .pytest_cache

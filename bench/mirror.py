@@ -20,13 +20,13 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # the sample objects live with the test fixtures
     sys.path.insert(0, str(REPO))
 
-from gamevm.devstack.mongo import (  # noqa: E402
+from gamevm.mirror.repository import Mirror  # noqa: E402
+from gamevm_dev.devstack.mongo import (  # noqa: E402
     mongo_binary,
     mongo_command,
     mongo_uri,
     wait_until_ready,
 )
-from gamevm.mirror.repository import Mirror  # noqa: E402
 from tests.fixtures.mongo import gamevm_body  # noqa: E402
 
 # One lifecycle as the watch stream shows it: each step is one new resourceVersion.

@@ -8,8 +8,8 @@ and locations are unchanged; only vCPUs, RAM, storage and GPU counts grow K-fold
 import dataclasses
 import sys
 
-from gamevm.simulators.tensordock import catalog
-from gamevm.simulators.tensordock.__main__ import main
+from gamevm_dev.simulators.tensordock import catalog
+from gamevm_dev.simulators.tensordock.__main__ import main
 
 
 def scale_catalog(factor: int) -> None:

@@ -1,4 +1,4 @@
-"""The `gamevm-operator` console script: run, crds, dev."""
+"""The `gamevm-operator` console script: run, crds."""
 
 import argparse
 import sys
@@ -24,12 +24,6 @@ def _cmd_crds(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_dev(args: argparse.Namespace) -> int:
-    from gamevm.devstack.cli import dev_main
-
-    return dev_main(args.action, args)
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser, exposed for tests."""
     parser = argparse.ArgumentParser(prog="gamevm-operator", description=__doc__)
@@ -44,11 +38,6 @@ def build_parser() -> argparse.ArgumentParser:
     crds.add_argument("--check", action="store_true", help="exit 1 when crds/ is stale")
     crds.set_defaults(func=_cmd_crds)
 
-    dev = sub.add_parser("dev", help="the embedded local stack on 127.0.0.1")
-    dev.add_argument("action", choices=["up", "down", "status"])
-    dev.add_argument("--state-dir", default=None, help="state folder (default: .dev)")
-    dev.add_argument("--no-operator", action="store_true", help="do not start the operator")
-    dev.set_defaults(func=_cmd_dev)
     return parser
 
 

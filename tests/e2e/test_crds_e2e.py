@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
-from gamevm.devstack.kube import crd_names
 from gamevm.models.names import API_VERSION, GAMEVM_PLURAL, GROUP
+from gamevm_dev.devstack.kube import crd_names
 from tests.fixtures.stack import Kubectl
 
 pytestmark = pytest.mark.e2e

@@ -1,5 +1,5 @@
 """The local stack itself: the control plane the fixtures start (RBAC, TokenRequest,
-garbage collection, namespace deletion), the `gamevm-operator dev` command, the
+garbage collection, namespace deletion), the `gamevm-dev` command, the
 process helpers and the `operator_process` fixture."""
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gamevm.devstack.binaries import KUBE_VERSION
-from gamevm.devstack.processes import ManagedProcess, free_port, pid_alive, stop_pid
+from gamevm_dev.devstack.binaries import KUBE_VERSION
+from gamevm_dev.devstack.processes import ManagedProcess, free_port, pid_alive, stop_pid
 from tests.fixtures.stack import Kubectl, KubeStack
 
 pytestmark = pytest.mark.e2e
 
-GAMEVM_OPERATOR = [sys.executable, "-m", "gamevm.cli"]
+GAMEVM_DEV = [sys.executable, "-m", "gamevm_dev.devstack.cli"]
 
 
 def _accepts(port: int, host: str = "127.0.0.1") -> bool:
@@ -174,21 +174,21 @@ def test_api_client_factory(kube_stack: KubeStack, namespace: str) -> None:
     assert namespace in names
 
 
-# `gamevm-operator dev` -------------------------------------------------------------
+# `gamevm-dev` -------------------------------------------------------------
 
 
 @pytest.fixture
 def dev_state(tmp_path: Path) -> Iterator[Path]:
     state = tmp_path / "dev"
     yield state
-    subprocess.run([*GAMEVM_OPERATOR, "dev", "down", "--state-dir", str(state)], check=False)
+    subprocess.run([*GAMEVM_DEV, "down", "--state-dir", str(state)], check=False)
 
 
 def _dev(
     action: str, state: Path, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*GAMEVM_OPERATOR, "dev", action, "--state-dir", str(state), "--no-operator"],
+        [*GAMEVM_DEV, action, "--state-dir", str(state), "--no-operator"],
         capture_output=True,
         text=True,
         env={**os.environ, **(env or {})},
@@ -213,7 +213,7 @@ def test_dev_up_status_down(dev_state: Path, kube_stack: KubeStack) -> None:
     assert up.returncode == 0, up.stderr
     exports = _exports(up.stdout)
     assert exports["KUBECONFIG"] == str(dev_state.resolve() / "kubeconfig")
-    # stdout is only shell syntax: `eval "$(gamevm-operator dev up)"` works.
+    # stdout is only shell syntax: `eval "$(gamevm-dev up)"` works.
     for line in up.stdout.splitlines():
         assert line.startswith(("export ", "#")), line
     for step in ("etcd", "kube-apiserver", "kube-controller-manager", "crds"):

@@ -7,7 +7,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from gamevm.simulators.tensordock import catalog
+from gamevm_dev.simulators.tensordock import catalog
 from tests.fixtures.simulators import TensorDockSimHandle, run_tensordock_sim
 
 pytestmark = pytest.mark.e2e

@@ -105,7 +105,7 @@ def test_write_json_has_the_published_keys(tmp_path: Path) -> None:
 
 def test_scale_catalog_multiplies_capacity_only(monkeypatch: pytest.MonkeyPatch) -> None:
     from bench.scaled_tensordock import scale_catalog
-    from gamevm.simulators.tensordock import catalog
+    from gamevm_dev.simulators.tensordock import catalog
 
     # Restored after the test: scale_catalog replaces module attributes.
     monkeypatch.setattr(catalog, "HOSTNODES", catalog.HOSTNODES)

@@ -8,12 +8,12 @@ from typing import Any
 import pytest
 import yaml
 
-from gamevm.devstack.binaries import KUBECTL, find_existing
 from gamevm.handlers.lifecycle import MASTER_KEY
 from gamevm.models.names import ACCESS_SECRET_HEARTBEAT_TOKEN
 from gamevm.providers.credentials import CREDENTIAL_KEYS
 from gamevm.services.access import MIN_MASTER_KEY_BYTES
 from gamevm.settings import Settings
+from gamevm_dev.devstack.binaries import KUBECTL, find_existing
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMESPACE = Settings.model_fields["namespace"].default

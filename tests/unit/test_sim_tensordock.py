@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from gamevm.simulators.tensordock import RunningSim, catalog, running_sim
+from gamevm_dev.simulators.tensordock import RunningSim, catalog, running_sim
 
 GPU = "geforcertx4090-pcie-24gb"
 TOKYO_NODE = next(h for h in catalog.HOSTNODES if h.label == "tyo-1")

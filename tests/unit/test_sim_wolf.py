@@ -6,7 +6,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from gamevm.simulators.wolf import WolfResponder, WolfState, parse_state, render_serverinfo
+from gamevm_dev.simulators.wolf import WolfResponder, WolfState, parse_state, render_serverinfo
 
 
 async def _serverinfo(port: int) -> ET.Element:
@@ -82,7 +82,7 @@ async def test_state_file_wins_and_is_reread_per_request(tmp_path: Path) -> None
 
 def test_simulator_port_constants_match_the_models() -> None:
     from gamevm.models import names
-    from gamevm.simulators import ports
+    from gamevm_dev.simulators import ports
 
     assert ports.WOLF_HTTP_PORT == names.WOLF_HTTP_PORT
     assert ports.SSH_PORT == names.SSH_PORT

@@ -8,11 +8,11 @@ from typing import ClassVar
 
 import yaml
 
-from gamevm.devstack import binaries
-from gamevm.devstack.binaries import REPO_ROOT
-from gamevm.devstack.certs import CertPaths, ensure_certs
-from gamevm.devstack.processes import ManagedProcess, http_ok, wait_for_http
-from gamevm.devstack.stack import ProcessStep, Stack, Step, StepPendingError
+from gamevm_dev.devstack import binaries
+from gamevm_dev.devstack.binaries import REPO_ROOT
+from gamevm_dev.devstack.certs import CertPaths, ensure_certs
+from gamevm_dev.devstack.processes import ManagedProcess, http_ok, wait_for_http
+from gamevm_dev.devstack.stack import ProcessStep, Stack, Step, StepPendingError
 
 SERVICE_CIDR = "10.96.0.0/24"
 CONTROLLERS = (

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gamevm.devstack.extras import (
+from gamevm_dev.devstack.extras import (
     CloudyPadSimulatorStep,
     MongoStep,
     OperatorStep,
@@ -10,15 +10,15 @@ from gamevm.devstack.extras import (
     SimulatorCredentialsStep,
     TensorDockSimulatorStep,
 )
-from gamevm.devstack.kube import ApiServerStep, ControllerManagerStep, CrdStep, EtcdStep
-from gamevm.devstack.stack import Step
+from gamevm_dev.devstack.kube import ApiServerStep, ControllerManagerStep, CrdStep, EtcdStep
+from gamevm_dev.devstack.stack import Step
 
 CONTROL_PLANE = ("etcd", "kube-apiserver", "kube-controller-manager")
 """Steps of the Kubernetes control plane alone (what the pytest fixtures start)."""
 
 
 def default_steps(with_operator: bool = True) -> list[Step]:
-    """Every step of `gamevm-operator dev up`, in start order."""
+    """Every step of `gamevm-dev up`, in start order."""
     return [
         EtcdStep(),
         ApiServerStep(),

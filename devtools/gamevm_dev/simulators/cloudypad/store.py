@@ -8,8 +8,8 @@
   the cloud for): `{phase, target, until}`; a transitional phase becomes `target` once
   `until` (epoch) has passed.
 - `instance/<name>/wolf.pid`, `wolf.port`, `wolf-state` (busy|free): the detached Wolf
-  responder (`python -m gamevm.simulators.wolf`) of a powered-on VM.
-- `sim-faults.json`: faults (see gamevm.simulators.cloudypad.faults).
+  responder (`python -m gamevm_dev.simulators.wolf`) of a powered-on VM.
+- `sim-faults.json`: faults (see gamevm_dev.simulators.cloudypad.faults).
 - `sim-log.jsonl`: one line per command run: {time, command, name, provider, exit}.
   Destroyed instances stay visible here (leak and double-create assertions).
 """
@@ -28,10 +28,10 @@ from typing import Any
 
 import yaml
 
-from gamevm.simulators.ports import free_port
+from gamevm_dev.simulators.ports import free_port
 
 TRANSITIONAL = {"starting": "running", "stopping": "stopped", "restarting": "running"}
-WOLF_MODULE = "gamevm.simulators.wolf"
+WOLF_MODULE = "gamevm_dev.simulators.wolf"
 
 
 @contextlib.contextmanager

@@ -1,7 +1,7 @@
-"""`gamevm-operator dev up|down|status`: the local stack from the command line.
+"""`gamevm-dev up|down|status|prefetch`: the local stack from the command line.
 
 Progress goes to stderr; stdout carries only shell-sourceable `export` lines, so
-`eval "$(gamevm-operator dev up)"` works.
+`eval "$(gamevm-dev up)"` works.
 """
 
 from __future__ import annotations
@@ -9,12 +9,13 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
-from gamevm.devstack.binaries import BinaryNotFoundError
-from gamevm.devstack.stack import Stack, StackError
-from gamevm.devstack.state import PortTakenError, default_state_dir
-from gamevm.devstack.steps import default_steps
+from gamevm_dev.devstack.binaries import BinaryNotFoundError
+from gamevm_dev.devstack.stack import Stack, StackError
+from gamevm_dev.devstack.state import PortTakenError, default_state_dir
+from gamevm_dev.devstack.steps import default_steps
 
 
 def _print_exports(stack: Stack) -> None:
@@ -36,7 +37,7 @@ def dev_main(action: str, args: argparse.Namespace) -> int:
         except (StackError, BinaryNotFoundError, PortTakenError) as exc:
             print(f"[dev] FAILED: {exc}", file=sys.stderr)
             print(
-                f"[dev] logs: {stack.state.logs}; stop with `gamevm-operator dev down`",
+                f"[dev] logs: {stack.state.logs}; stop with `gamevm-dev down`",
                 file=sys.stderr,
             )
             return 1
@@ -55,3 +56,26 @@ def dev_main(action: str, args: argparse.Namespace) -> int:
         return 0 if ok else 1
     print(f"unknown action {action!r}", file=sys.stderr)
     return 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser, exposed for tests."""
+    parser = argparse.ArgumentParser(prog="gamevm-dev", description=__doc__)
+    parser.add_argument("action", choices=["up", "down", "status", "prefetch"])
+    parser.add_argument("--state-dir", default=None, help="state folder (default: .dev)")
+    parser.add_argument("--no-operator", action="store_true", help="do not start the operator")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `gamevm-dev` console script."""
+    args = build_parser().parse_args(argv)
+    if args.action == "prefetch":
+        from gamevm_dev.devstack.__main__ import main as prefetch_main
+
+        return prefetch_main(["prefetch"])
+    return dev_main(args.action, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

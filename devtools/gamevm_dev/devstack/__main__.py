@@ -1,4 +1,4 @@
-"""`python -m gamevm.devstack prefetch`: find or build every binary of the local
+"""`python -m gamevm_dev.devstack prefetch`: find or build every binary of the local
 stack now (CI does this first, so build time shows as its own step)."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import argparse
 import sys
 import time
 
-from gamevm.devstack import binaries
-from gamevm.devstack.stack import stderr_progress
+from gamevm_dev.devstack import binaries
+from gamevm_dev.devstack.stack import stderr_progress
 
 ALL_BINARIES = (
     binaries.ETCD,
@@ -20,7 +20,7 @@ ALL_BINARIES = (
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point."""
-    parser = argparse.ArgumentParser(prog="python -m gamevm.devstack", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m gamevm_dev.devstack", description=__doc__)
     parser.add_argument("action", choices=["prefetch"])
     parser.parse_args(argv)
     started = time.monotonic()
@@ -32,9 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     for name, path in found.items():
         print(f"{name}: {path}")
     try:
-        from gamevm.devstack import mongo
+        from gamevm_dev.devstack import mongo
     except ImportError:
-        print("mongo: pending (gamevm.devstack.mongo not there yet)")
+        print("mongo: pending (gamevm_dev.devstack.mongo not there yet)")
     else:
         print(f"mongo: {mongo.mongo_binary()}")
     print(f"[dev] binaries ready in {time.monotonic() - started:.1f}s", file=sys.stderr)

@@ -29,7 +29,7 @@ import random
 from pathlib import Path
 from typing import Any
 
-from gamevm.simulators.cloudypad.store import locked
+from gamevm_dev.simulators.cloudypad.store import locked
 
 FAULTS_FILE = "sim-faults.json"
 COUNTER_FILE = ".sim-counter"

@@ -1,4 +1,4 @@
-"""`python -m gamevm.simulators.tensordock`: serve the simulator until SIGTERM/SIGINT."""
+"""`python -m gamevm_dev.simulators.tensordock`: serve the simulator until SIGTERM/SIGINT."""
 
 import argparse
 import json
@@ -6,14 +6,14 @@ from pathlib import Path
 
 from aiohttp import web
 
-from gamevm.simulators.ports import LOOPBACK
-from gamevm.simulators.tensordock.app import DEFAULT_TOKEN, create_app
+from gamevm_dev.simulators.ports import LOOPBACK
+from gamevm_dev.simulators.tensordock.app import DEFAULT_TOKEN, create_app
 
 
 def main(argv: list[str] | None = None) -> None:
     """Parse flags and serve."""
     parser = argparse.ArgumentParser(
-        prog="python -m gamevm.simulators.tensordock", description="TensorDock v2 API simulator"
+        prog="python -m gamevm_dev.simulators.tensordock", description="TensorDock v2 API simulator"
     )
     parser.add_argument("--host", default=LOOPBACK)
     parser.add_argument("--port", type=int, default=8765)

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gamevm.simulators.ports import LOOPBACK, SSH_PORT, WOLF_HTTP_PORT, free_port
-from gamevm.simulators.tensordock import catalog
-from gamevm.simulators.wolf import WolfResponder, WolfState
+from gamevm_dev.simulators.ports import LOOPBACK, SSH_PORT, WOLF_HTTP_PORT, free_port
+from gamevm_dev.simulators.tensordock import catalog
+from gamevm_dev.simulators.wolf import WolfResponder, WolfState
 
 BOOT_S = 45.0
 STOP_S = 15.0

@@ -17,14 +17,14 @@ Behaviour where the real CLI would prompt: a missing required flag or a missing
 Errors always go to stderr as `Error: <message>` with exit code 1; an unknown instance
 gives `Error: Instance <name> not found`. `get` and `list` read local state and need no
 credentials; the other commands check the cloud's credentials (see
-gamevm.simulators.cloudypad.clouds) and fail with a message naming what is missing.
+gamevm_dev.simulators.cloudypad.clouds) and fail with a message naming what is missing.
 
 Timing (seconds, x $CLOUDYPAD_SIM_DELAY_SCALE, default 1, 0 = instant): create =
 provision 60 + configure 120 (blocking, like the real CLI); start 45, stop 20,
 restart 60 (blocking with --wait, else the state moves on by the clock); destroy 30.
 `ready` is true when serverStatus is running and the Wolf port accepts TCP
-(CloudyPad's `nc -z localhost 47989`). Files and faults: gamevm.simulators.cloudypad.store
-and gamevm.simulators.cloudypad.faults.
+(CloudyPad's `nc -z localhost 47989`). Files and faults: gamevm_dev.simulators.cloudypad.store
+and gamevm_dev.simulators.cloudypad.faults.
 """
 
 import argparse
@@ -36,15 +36,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from gamevm.simulators.cloudypad import clouds
-from gamevm.simulators.cloudypad.faults import Faults
-from gamevm.simulators.cloudypad.store import (
+from gamevm_dev.simulators.cloudypad import clouds
+from gamevm_dev.simulators.cloudypad.faults import Faults
+from gamevm_dev.simulators.cloudypad.store import (
     InstanceDir,
     append_log,
     instance_names,
     locked,
 )
-from gamevm.simulators.ports import WOLF_HTTP_PORT, port_open
+from gamevm_dev.simulators.ports import WOLF_HTTP_PORT, port_open
 
 VERSION = "0.45.1"
 PROVISION_S = 60.0

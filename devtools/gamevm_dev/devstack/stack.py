@@ -15,9 +15,9 @@ from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import ClassVar
 
-from gamevm.devstack import binaries
-from gamevm.devstack.processes import ManagedProcess, pid_rss_bytes
-from gamevm.devstack.state import StackState, locked
+from gamevm_dev.devstack import binaries
+from gamevm_dev.devstack.processes import ManagedProcess, pid_rss_bytes
+from gamevm_dev.devstack.state import StackState, locked
 
 Progress = Callable[[str], None]
 
@@ -118,7 +118,7 @@ class Stack:
         progress: Progress = stderr_progress,
         die_with_parent: bool = False,
     ) -> None:
-        from gamevm.devstack.steps import default_steps
+        from gamevm_dev.devstack.steps import default_steps
 
         self.root = root.resolve()
         self.progress = progress
@@ -257,7 +257,7 @@ class Stack:
                     )
         if not lines:
             all_running = False
-            lines.append(f"nothing started in {self.root} (run `gamevm-operator dev up`)")
+            lines.append(f"nothing started in {self.root} (run `gamevm-dev up`)")
         return all_running, lines
 
     def rss_bytes(self) -> dict[str, int]:

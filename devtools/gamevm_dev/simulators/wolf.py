@@ -16,7 +16,7 @@ Choices where the docs are silent:
 Two ways to run it:
 - in-process: `WolfResponder(hostname).start()` / `.stop()` on the caller's event loop
   (the TensorDock simulator runs one per running VM);
-- detached: `python -m gamevm.simulators.wolf --port P --state-file F --port-file F
+- detached: `python -m gamevm_dev.simulators.wolf --port P --state-file F --port-file F
   [--not-before EPOCH]` (the CloudyPad CLI simulator spawns one per running VM). With
   `--state-file` the state is re-read from that file on every request, so another
   process can flip it by writing "busy" or "free" into the file.
@@ -35,7 +35,7 @@ from xml.sax.saxutils import escape
 
 from aiohttp import web
 
-from gamevm.simulators.ports import LOOPBACK, WOLF_HTTP_PORT
+from gamevm_dev.simulators.ports import LOOPBACK, WOLF_HTTP_PORT
 
 WOLF_HTTPS_PORT = 47984
 
@@ -198,9 +198,10 @@ async def _serve_detached(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`python -m gamevm.simulators.wolf`: one detached Wolf responder."""
+    """`python -m gamevm_dev.simulators.wolf`: one detached Wolf responder."""
     parser = argparse.ArgumentParser(
-        prog="python -m gamevm.simulators.wolf", description="Simulated Wolf /serverinfo responder"
+        prog="python -m gamevm_dev.simulators.wolf",
+        description="Simulated Wolf /serverinfo responder",
     )
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--hostname", default="Wolf")

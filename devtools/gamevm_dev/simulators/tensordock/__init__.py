@@ -3,9 +3,9 @@
 In-process: `create_app(...)` returns the aiohttp Application; `running_sim(...)` is an
 async context manager that serves it on 127.0.0.1:<free port> and yields a
 `RunningSim` (base_url ending in /api/v2, token, app). As a process:
-`python -m gamevm.simulators.tensordock --host 127.0.0.1 --port P [--token T]
+`python -m gamevm_dev.simulators.tensordock --host 127.0.0.1 --port P [--token T]
 [--state-file F] [--delay-scale S] [--seed N] [--faults JSON] [--rate-limit N]`.
-API shapes: `gamevm.simulators.tensordock.app`; faults: `...tensordock.faults`;
+API shapes: `gamevm_dev.simulators.tensordock.app`; faults: `...tensordock.faults`;
 lifecycle: `...tensordock.store`.
 """
 
@@ -17,10 +17,10 @@ from typing import Any
 
 from aiohttp import web
 
-from gamevm.simulators.ports import LOOPBACK
-from gamevm.simulators.tensordock.app import API, DEFAULT_TOKEN, FAULTS, STORE, create_app
-from gamevm.simulators.tensordock.faults import FaultInjector
-from gamevm.simulators.tensordock.store import Store
+from gamevm_dev.simulators.ports import LOOPBACK
+from gamevm_dev.simulators.tensordock.app import API, DEFAULT_TOKEN, FAULTS, STORE, create_app
+from gamevm_dev.simulators.tensordock.faults import FaultInjector
+from gamevm_dev.simulators.tensordock.store import Store
 
 __all__ = ["RunningSim", "create_app", "running_sim"]
 

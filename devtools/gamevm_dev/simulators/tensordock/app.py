@@ -45,9 +45,9 @@ from typing import Any
 
 from aiohttp import web
 
-from gamevm.simulators.tensordock import catalog
-from gamevm.simulators.tensordock.faults import FaultInjector
-from gamevm.simulators.tensordock.store import (
+from gamevm_dev.simulators.tensordock import catalog
+from gamevm_dev.simulators.tensordock.faults import FaultInjector
+from gamevm_dev.simulators.tensordock.store import (
     ApiError,
     Request,
     Store,
@@ -55,7 +55,7 @@ from gamevm.simulators.tensordock.store import (
     default_ports,
     instance_view,
 )
-from gamevm.simulators.wolf import parse_state
+from gamevm_dev.simulators.wolf import parse_state
 
 API = "/api/v2"
 DEFAULT_TOKEN = "sim-token"  # noqa: S105 - the simulator's well-known test token

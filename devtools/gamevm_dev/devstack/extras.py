@@ -17,9 +17,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import ClassVar
 
-from gamevm.devstack.binaries import REPO_ROOT
-from gamevm.devstack.processes import ManagedProcess, port_accepts, wait_for_port
-from gamevm.devstack.stack import ProcessStep, Stack, Step, StepPendingError
+from gamevm_dev.devstack.binaries import REPO_ROOT
+from gamevm_dev.devstack.processes import ManagedProcess, port_accepts, wait_for_port
+from gamevm_dev.devstack.stack import ProcessStep, Stack, Step, StepPendingError
 
 OPERATOR_NAMESPACE = "gamevm-system"
 
@@ -43,17 +43,17 @@ def venv_script(name: str) -> Path:
 
 
 class MongoStep(ProcessStep):
-    """The MongoDB-compatible server from gamevm.devstack.mongo (owned by the Mongo area)."""
+    """The MongoDB-compatible server from gamevm_dev.devstack.mongo (owned by the Mongo area)."""
 
     name = "mongo"
 
     def _module(self) -> ModuleType:
-        return _module_or_pending("gamevm.devstack.mongo")
+        return _module_or_pending("gamevm_dev.devstack.mongo")
 
     def executable(self, stack: Stack) -> str:
         # Stop/status must not build anything: the recorded command line names the
         # binary; fall back to a name that matches nothing when the module is absent.
-        if not _has_module("gamevm.devstack.mongo"):
+        if not _has_module("gamevm_dev.devstack.mongo"):
             return "mongo-server"
         cached = stack.state.exports.get("GAMEVM_DEV_MONGO_BINARY")
         return cached or "mongo-server"
@@ -87,10 +87,10 @@ class MongoStep(ProcessStep):
 
 
 class TensorDockSimulatorStep(ProcessStep):
-    """The TensorDock API simulator (python -m gamevm.simulators.tensordock)."""
+    """The TensorDock API simulator (python -m gamevm_dev.simulators.tensordock)."""
 
     name = "tensordock-simulator"
-    module_name: ClassVar[str] = "gamevm.simulators.tensordock"
+    module_name: ClassVar[str] = "gamevm_dev.simulators.tensordock"
     api_path: ClassVar[str] = "/api/v2"
 
     def executable(self, stack: Stack) -> str:
@@ -124,7 +124,7 @@ class CloudyPadSimulatorStep(Step):
     """The CloudyPad CLI simulator: no process, just its home folder and CLI path."""
 
     name = "cloudypad-simulator"
-    module_name: ClassVar[str] = "gamevm.simulators.cloudypad_cli"
+    module_name: ClassVar[str] = "gamevm_dev.simulators.cloudypad_cli"
 
     def up(self, stack: Stack) -> str:
         script = venv_script("cloudypad-sim")
@@ -141,9 +141,9 @@ class CloudyPadSimulatorStep(Step):
     def release(self, stack: Stack) -> list[str]:
         """Stop the detached Wolf responders of the simulated instances, by pid."""
         home = stack.root / "cloudypad-home"
-        if not home.exists() or not _has_module("gamevm.simulators.cloudypad.store"):
+        if not home.exists() or not _has_module("gamevm_dev.simulators.cloudypad.store"):
             return []
-        from gamevm.simulators.cloudypad.store import kill_wolf, wolf_pids
+        from gamevm_dev.simulators.cloudypad.store import kill_wolf, wolf_pids
 
         stopped = []
         for pid in wolf_pids(home):

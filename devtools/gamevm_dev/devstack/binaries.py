@@ -22,7 +22,7 @@ KUBE_VERSION = "v1.34.4"
 """The pinned Kubernetes release; passed to hack/build-kube.sh as KUBE_VERSION (the
 script's own default only matters when it is run by hand)."""
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 BUILD_SCRIPT = REPO_ROOT / "hack" / "build-kube.sh"
 
 Progress = Callable[[str], None]

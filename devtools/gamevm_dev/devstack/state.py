@@ -22,8 +22,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gamevm.devstack.binaries import REPO_ROOT
-from gamevm.devstack.processes import ManagedProcess, free_port, port_is_free
+from gamevm_dev.devstack.binaries import REPO_ROOT
+from gamevm_dev.devstack.processes import ManagedProcess, free_port, port_is_free
 
 STATE_DIR_ENV = "GAMEVM_DEV_STATE_DIR"
 

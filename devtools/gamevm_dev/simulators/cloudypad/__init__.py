@@ -1,0 +1,1 @@
+"""Helpers of the `cloudypad-sim` console script (front end: ..cloudypad_cli)."""

@@ -18,7 +18,7 @@ from gamevm.providers.base import (
     Provider,
     ProviderError,
 )
-from gamevm.providers.cloudypad import CloudyPadProvider
+from gamevm.providers.cloudypad.adapter import CloudyPadProvider
 from gamevm.providers.credentials import (
     TENSORDOCK_TOKEN,
     credentials_for,
@@ -26,7 +26,7 @@ from gamevm.providers.credentials import (
     missing_keys,
 )
 from gamevm.providers.httpclient import RetryPolicy
-from gamevm.providers.tensordock import TensorDockProvider
+from gamevm.providers.tensordock.adapter import TensorDockProvider
 from gamevm.settings import Settings
 
 

@@ -22,7 +22,7 @@ from gamevm.providers.base import (
     OfferRequest,
     ProviderError,
 )
-from gamevm.providers.cloudypad import CloudyPadProvider
+from gamevm.providers.cloudypad.adapter import CloudyPadProvider
 from gamevm.providers.credentials import CREDENTIAL_KEYS
 from gamevm.providers.registry import build_provider
 from gamevm.settings import Settings

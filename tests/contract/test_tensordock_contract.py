@@ -24,7 +24,7 @@ from gamevm.providers.base import (
 )
 from gamevm.providers.credentials import TENSORDOCK_TOKEN
 from gamevm.providers.registry import build_provider
-from gamevm.providers.tensordock import TensorDockProvider
+from gamevm.providers.tensordock.adapter import TensorDockProvider
 from gamevm.settings import Settings
 from tests.fixtures.simulators import TensorDockSimHandle
 

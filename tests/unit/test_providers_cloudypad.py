@@ -4,9 +4,9 @@ import pytest
 
 from gamevm.models import PRESET_RESOURCES, CloudProvider, GpuTier, VMPreset
 from gamevm.providers.base import ErrorReason, InstanceState, OfferRequest, ProviderError
-from gamevm.providers.cloudypad import CloudyPadProvider
-from gamevm.providers.cloudypad_catalog import CLOUD_OF_PROVIDER, cloudypad_catalog
-from gamevm.providers.cloudypad_cli import (
+from gamevm.providers.cloudypad.adapter import CloudyPadProvider
+from gamevm.providers.cloudypad.catalog import CLOUD_OF_PROVIDER, cloudypad_catalog
+from gamevm.providers.cloudypad.cli import (
     cli_error,
     create_args,
     is_already,

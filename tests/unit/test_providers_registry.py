@@ -8,12 +8,12 @@ import pytest
 
 from gamevm.models import PRESET_RESOURCES, CloudProvider, VMPreset
 from gamevm.providers.base import ErrorReason, OfferRequest, ProviderError
-from gamevm.providers.cloudypad import CloudyPadProvider
+from gamevm.providers.cloudypad.adapter import CloudyPadProvider
 from gamevm.providers.credentials import CREDENTIAL_KEYS, TENSORDOCK_TOKEN, credentials_for
 from gamevm.providers.httpclient import TokenBucket, full_jitter, parse_retry_after, trim
 from gamevm.providers.locations import city_table
 from gamevm.providers.registry import UnconfiguredProvider, build_providers, close_providers
-from gamevm.providers.tensordock import TensorDockProvider
+from gamevm.providers.tensordock.adapter import TensorDockProvider
 from gamevm.settings import Settings
 
 ALL_CREDENTIALS = {

@@ -9,7 +9,7 @@ from gamevm.models import PRESET_RESOURCES, CloudProvider, GameVMSpec, GpuTier, 
 from gamevm.models.emulator_config import EmulatorConfigSpec
 from gamevm.providers.base import ErrorReason, InstanceState, ProviderError
 from gamevm.providers.locations import city_table
-from gamevm.providers.tensordock_api import (
+from gamevm.providers.tensordock.api import (
     OfferContext,
     build_offers,
     error_for,

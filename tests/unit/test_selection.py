@@ -13,7 +13,7 @@ from gamevm.models import (
     VMPreset,
 )
 from gamevm.providers.base import Offer
-from gamevm.providers.cloudypad import CloudyPadProvider
+from gamevm.providers.cloudypad.adapter import CloudyPadProvider
 from gamevm.services.selection import (
     SelectionError,
     _Distances,

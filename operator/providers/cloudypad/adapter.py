@@ -27,8 +27,8 @@ from gamevm.providers.base import (
     OfferRequest,
     ProviderError,
 )
-from gamevm.providers.cloudypad_catalog import CLOUD_OF_PROVIDER, Cloud, cloudypad_catalog
-from gamevm.providers.cloudypad_cli import (
+from gamevm.providers.cloudypad.catalog import CLOUD_OF_PROVIDER, Cloud, cloudypad_catalog
+from gamevm.providers.cloudypad.cli import (
     cli_error,
     create_args,
     is_already,

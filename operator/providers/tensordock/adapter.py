@@ -30,7 +30,7 @@ from gamevm.providers.httpclient import (
     parse_retry_after,
 )
 from gamevm.providers.locations import city_table
-from gamevm.providers.tensordock_api import (
+from gamevm.providers.tensordock.api import (
     OfferContext,
     build_offers,
     error_for,

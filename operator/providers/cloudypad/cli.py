@@ -14,7 +14,7 @@ from typing import Any
 
 from gamevm.models.enums import VMPreset
 from gamevm.providers.base import ErrorReason, Instance, InstanceState, Offer, ProviderError
-from gamevm.providers.cloudypad_catalog import Cloud
+from gamevm.providers.cloudypad.catalog import Cloud
 from gamevm.providers.httpclient import trim
 
 SERVER_STATUS: Mapping[str, InstanceState] = {

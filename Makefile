@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 
-.PHONY: install relink lint types crds-check unit e2e test dev dev-down dev-status bench clean
+.PHONY: install relink binaries lint types crds-check unit e2e test dev dev-down dev-status bench clean
 
 install: $(VENV)/.installed
 
@@ -24,6 +24,11 @@ relink: install
 	@$(BIN)/pip install -q --no-deps -e devtools --config-settings editable_mode=strict \
 		>> $(VENV)/relink.log 2>&1 || { cat $(VENV)/relink.log; exit 1; }
 
+# etcd, kube-apiserver, kube-controller-manager, kubectl and the test MongoDB: found or
+# built once into ~/.cache/gamevm, with progress and time left on stderr.
+binaries: relink
+	$(BIN)/gamevm-dev prefetch
+
 lint: relink
 	$(BIN)/ruff check operator devtools tests bench
 	$(BIN)/ruff format --check operator devtools tests bench
@@ -38,10 +43,10 @@ crds-check: relink
 unit: relink
 	$(BIN)/pytest -m "not e2e" -q
 
-e2e: relink
+e2e: binaries
 	$(BIN)/pytest -m e2e -q
 
-test: lint types crds-check
+test: lint types crds-check binaries
 	$(BIN)/pytest -q
 
 dev: relink

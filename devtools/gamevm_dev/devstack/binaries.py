@@ -4,8 +4,9 @@ Lookup order for each Kubernetes binary: its own variable (GAMEVM_KUBE_APISERVER
 GAMEVM_KUBE_CONTROLLER_MANAGER, GAMEVM_KUBECTL, GAMEVM_ETCD), then
 KUBEBUILDER_ASSETS, then PATH, then the cache folder (~/.cache/gamevm/bin or
 GAMEVM_BIN_DIR); kube-apiserver, kube-controller-manager and kubectl are built
-there with the machine's Go by hack/build-kube.sh when nothing is found. etcd comes
-from Debian's etcd-server package.
+there with the machine's Go by hack/build-kube.sh when nothing is found, and etcd by
+hack/build-etcd.sh (a wrapper module pinned to etcd 3.6.16), so a fresh machine needs
+only Go: no system etcd.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ script's own default only matters when it is run by hand)."""
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 BUILD_SCRIPT = REPO_ROOT / "hack" / "build-kube.sh"
+ETCD_BUILD_SCRIPT = REPO_ROOT / "hack" / "build-etcd.sh"
 
 Progress = Callable[[str], None]
 _HEARTBEAT_SECONDS = 30.0
@@ -66,8 +68,8 @@ KUBECTL = BinarySpec(
 ETCD = BinarySpec(
     "etcd",
     "GAMEVM_ETCD",
-    buildable=False,
-    install_hint="install Debian's etcd-server package (`apt-get install etcd-server`), "
+    buildable=True,
+    install_hint="install Go 1.24+ so hack/build-etcd.sh can build it, "
     "or set GAMEVM_ETCD to an etcd 3.4.22+ binary",
 )
 
@@ -117,31 +119,56 @@ def _cached_version_ok(spec: BinarySpec, path: Path) -> bool:
     return out.split()[-1:] == [KUBE_VERSION]
 
 
+# Cold build times measured on a 2-core machine (module downloads included), for the
+# "about N s left" progress lines; a warm Go cache is much faster.
+_TYPICAL_BUILD_SECONDS = {
+    "etcd": 70,
+    "kube-apiserver": 270,
+    "kube-controller-manager": 165,
+    "kubectl": 45,
+}
+
+
 def build(names: list[str], progress: Progress) -> None:
-    """Build Kubernetes binaries into the cache folder with hack/build-kube.sh."""
-    if not BUILD_SCRIPT.exists():
-        raise BinaryNotFoundError(
-            f"{BUILD_SCRIPT} is missing (not a source checkout?); set "
-            "GAMEVM_KUBE_APISERVER / GAMEVM_KUBE_CONTROLLER_MANAGER to existing binaries"
-        )
+    """Build the missing binaries into the cache folder: etcd with hack/build-etcd.sh,
+    the Kubernetes ones with hack/build-kube.sh."""
     if shutil.which("go") is None:
         raise BinaryNotFoundError(
             f"{', '.join(names)} not found and `go` is not on PATH to build "
             f"{'them' if len(names) > 1 else 'it'}: install Go 1.24+ (https://go.dev/dl/), "
-            "or set KUBEBUILDER_ASSETS / GAMEVM_KUBE_APISERVER / "
+            "or set KUBEBUILDER_ASSETS / GAMEVM_ETCD / GAMEVM_KUBE_APISERVER / "
             "GAMEVM_KUBE_CONTROLLER_MANAGER to existing binaries"
         )
     target = bin_dir()
     target.mkdir(parents=True, exist_ok=True)
-    log = target / "build.log"
+    expected = sum(_TYPICAL_BUILD_SECONDS.get(name, 120) for name in names)
     progress(
-        f"building {', '.join(names)} {KUBE_VERSION} with Go into {target} "
-        f"(several minutes the first time; log: {log})"
+        f"building {', '.join(names)} with Go into {target}: about {expected}s the first "
+        f"time, cached afterwards (log: {target / 'build.log'})"
     )
     started = time.monotonic()
+    kube = [name for name in names if name != "etcd"]
+    if "etcd" in names:
+        _run_build([str(ETCD_BUILD_SCRIPT), str(target)], ["etcd"], started, expected, progress)
+    if kube:
+        _run_build([str(BUILD_SCRIPT), str(target), *kube], kube, started, expected, progress)
+    progress(f"built {', '.join(names)} in {time.monotonic() - started:.0f}s")
+
+
+def _run_build(
+    command: list[str], names: list[str], started: float, expected: int, progress: Progress
+) -> None:
+    script = Path(command[0])
+    if not script.exists():
+        raise BinaryNotFoundError(
+            f"{script} is missing (not a source checkout?); set "
+            "GAMEVM_ETCD / GAMEVM_KUBE_APISERVER / GAMEVM_KUBE_CONTROLLER_MANAGER "
+            "to existing binaries"
+        )
+    log = bin_dir() / "build.log"
     with log.open("ab") as out:
-        build = subprocess.Popen(
-            ["bash", str(BUILD_SCRIPT), str(target), *names],
+        process = subprocess.Popen(
+            ["bash", *command],
             stdout=out,
             stderr=subprocess.STDOUT,
             env={**os.environ, "KUBE_VERSION": KUBE_VERSION},
@@ -149,16 +176,20 @@ def build(names: list[str], progress: Progress) -> None:
         # Go prints nothing for minutes while compiling: show that it is alive.
         while True:
             try:
-                returncode = build.wait(timeout=_HEARTBEAT_SECONDS)
+                returncode = process.wait(timeout=_HEARTBEAT_SECONDS)
                 break
             except subprocess.TimeoutExpired:
-                progress(f"still building ({time.monotonic() - started:.0f}s)")
+                elapsed = time.monotonic() - started
+                left = max(expected - elapsed, 0)
+                progress(
+                    f"still building {', '.join(names)}: {elapsed:.0f}s elapsed, "
+                    f"about {left:.0f}s left"
+                )
     if returncode != 0:
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
         raise BinaryNotFoundError(
             f"building {', '.join(names)} failed (exit {returncode}); see {log}:\n{tail}"
         )
-    progress(f"built {', '.join(names)} in {time.monotonic() - started:.0f}s")
 
 
 def resolve(specs: list[BinarySpec], progress: Progress) -> dict[str, Path]:

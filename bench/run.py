@@ -213,6 +213,7 @@ def operator(
                 # a benchmark of the rate limit, not of the operator.
                 "GAMEVM_TENSORDOCK_REQUESTS_PER_MINUTE": "1000000",
                 "GAMEVM_HTTP_HOST": "127.0.0.1",
+                "GAMEVM_WOLF_PROBE_ALLOW_LOOPBACK": "true",
                 "GAMEVM_HTTP_PORT": str(free_port()),
             }
         )

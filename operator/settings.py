@@ -36,6 +36,13 @@ class Settings(BaseSettings):
     wolf_probe_timeout: float = Field(
         default=3.0, gt=0, description="Seconds to wait for Wolf's /serverinfo."
     )
+    wolf_probe_allow_loopback: bool = Field(
+        default=False,
+        description=(
+            "Let the Wolf probe connect to loopback addresses. Only for the local stack and "
+            "tests, where simulated VMs listen on 127.0.0.1; never in a cluster."
+        ),
+    )
     retry_delay: float = Field(
         default=10.0, gt=0, description="Base delay before retrying a retryable provider error."
     )

@@ -64,7 +64,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         name: MeteredProvider(adapter)
         for name, adapter in build_providers(cfg, credentials).items()
     }
-    wolf = HttpWolfProbe(cfg.wolf_probe_timeout)
+    wolf = HttpWolfProbe(cfg.wolf_probe_timeout, allow_loopback=cfg.wolf_probe_allow_loopback)
     reconciler = Reconciler(
         providers=providers,
         selector=ProviderSelector(providers),

@@ -1,9 +1,18 @@
-"""Wolf's Moonlight HTTP `/serverinfo`: liveness and the BUSY/FREE "in use" signal."""
+"""Wolf's Moonlight HTTP `/serverinfo`: liveness and the BUSY/FREE "in use" signal.
 
-import xml.etree.ElementTree as ET  # parsing our own probe responses, small and bounded
+The VM answering here is not trusted: the probe connects only to the literal address the
+provider reported for the instance (after `addresses.probe_target` refused loopback,
+link-local, private and metadata addresses), never follows a redirect, reads a bounded
+body and parses it with defusedxml (no entities, no external references).
+"""
+
 from dataclasses import dataclass
 
 import aiohttp
+from defusedxml import ElementTree as SafeET
+from defusedxml.common import DefusedXmlException
+
+from gamevm.providers.addresses import probe_target
 
 BUSY_STATE = "SUNSHINE_SERVER_BUSY"
 MAX_BODY_BYTES = 64 * 1024
@@ -22,8 +31,8 @@ class WolfStatus:
 def parse_serverinfo(text: str) -> WolfStatus | None:
     """Parse the XML; None when it is not Wolf's shape."""
     try:
-        root = ET.fromstring(text)  # noqa: S314  # no entities in Wolf's reply; size-capped
-    except ET.ParseError:
+        root = SafeET.fromstring(text)
+    except (SafeET.ParseError, DefusedXmlException):
         return None
     state = (root.findtext("state") or "").strip()
     if not state:
@@ -39,17 +48,24 @@ def parse_serverinfo(text: str) -> WolfStatus | None:
 class HttpWolfProbe:
     """Probes `http://host:port/serverinfo` with one shared session and a short timeout."""
 
-    def __init__(self, timeout: float) -> None:
+    def __init__(self, timeout: float, *, allow_loopback: bool = False) -> None:
         self._timeout = aiohttp.ClientTimeout(total=timeout, connect=timeout)
+        self._allow_loopback = allow_loopback
         self._session: aiohttp.ClientSession | None = None
 
     async def probe(self, host: str, port: int) -> WolfStatus | None:
-        """Wolf's status, or None when it does not answer."""
+        """Wolf's status, or None when it does not answer.
+
+        Raises UnsafeAddressError (before any connection) when the address is refused.
+        """
+        target = probe_target(host, port, allow_loopback=self._allow_loopback)
         if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
-        url = f"http://{host}:{port}/serverinfo"
+            # trust_env=False: no proxy from the environment may relay the probe elsewhere.
+            self._session = aiohttp.ClientSession(timeout=self._timeout, trust_env=False)
+        url = f"http://{target.url_host}:{target.port}/serverinfo"
         try:
-            async with self._session.get(url) as response:
+            # A redirect would point the operator at an address nobody validated.
+            async with self._session.get(url, allow_redirects=False) as response:
                 if response.status != 200:
                     return None
                 body = await response.content.read(MAX_BODY_BYTES)

@@ -18,6 +18,7 @@ from gamevm.models.enums import CloudProvider, PowerRequest, RunStrategy, VMStat
 from gamevm.models.gamevm import GameVMSpec, GameVMStatus, ProviderDecision
 from gamevm.models.names import ANNOTATION_LAST_ACTIVITY, ANNOTATION_POWER_REQUEST
 from gamevm.models.names import access_secret_name as secret_name_for
+from gamevm.providers.addresses import UnsafeAddressError
 from gamevm.providers.base import (
     CreateSpec,
     ErrorReason,
@@ -40,6 +41,7 @@ from gamevm.services.power import (
 INSTANCE_NAME_PREFIX = "gvm-"
 UNAVAILABLE_RETRIES_BEFORE_FALLBACK = 3
 FIRST_OBSERVE_AFTER_CREATE = 1.0
+UNSAFE_WOLF_ADDRESS = "UnsafeWolfAddress"
 
 
 def instance_name(uid: str) -> str:
@@ -386,7 +388,23 @@ class Reconciler:
             st.message = f"instance {instance.state.value}"
             out.requeue_after = self._timings.observe
             return
-        wolf = await self._wolf.probe(instance.ip_address, instance.wolf_http_port)
+        try:
+            wolf = await self._wolf.probe(instance.ip_address, instance.wolf_http_port)
+        except UnsafeAddressError as exc:
+            # Never connect: the VM stays unready (and its deadlines still run) until the
+            # provider reports a public address.
+            st.phase = VMStatus.CONFIGURING
+            st.gaming_environment_ready = False
+            st.message = f"Wolf not probed: {exc}"
+            previous = get_condition(inp.status.conditions, ConditionType.ENVIRONMENT_READY)
+            if previous is None or previous.reason != UNSAFE_WOLF_ADDRESS:
+                out.events.append(Event("Warning", UNSAFE_WOLF_ADDRESS, st.message))
+            self._set(
+                out, inp, ConditionType.ENVIRONMENT_READY, "False", UNSAFE_WOLF_ADDRESS, st.message
+            )
+            self._set(out, inp, ConditionType.READY, "False", "Configuring", st.message)
+            out.requeue_after = self._timings.idle
+            return
         if wolf is None:
             st.phase = VMStatus.CONFIGURING
             st.gaming_environment_ready = False

@@ -239,6 +239,8 @@ class OperatorStep(ProcessStep):
         env.update(stack.state.exports)
         env["GAMEVM_HTTP_HOST"] = "127.0.0.1"
         env["GAMEVM_HTTP_PORT"] = str(port)
+        # Simulated VMs answer on 127.0.0.1; a cluster never sets this.
+        env["GAMEVM_WOLF_PROBE_ALLOW_LOOPBACK"] = "true"
         env["GAMEVM_NAMESPACE"] = OPERATOR_NAMESPACE
         return env
 

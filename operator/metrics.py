@@ -86,6 +86,25 @@ MIRROR_LAG = Gauge(
     "Age of the oldest mirror write not yet applied; 0 when the mirror is caught up.",
     registry=REGISTRY,
 )
+MIRROR_WRITES = Counter(
+    "gamevm_mirror_writes_total",
+    "Mongo mirror writes applied, by collection (vm, config) and outcome (written, or stale:"
+    " a later or identical document was already stored, nothing changed).",
+    ["collection", "outcome"],
+    registry=REGISTRY,
+)
+MIRROR_DEGRADED = Gauge(
+    "gamevm_mirror_degraded",
+    "1 when the MongoDB server lacks this capability (ttl, partial_filter, unique) and the"
+    " mirror works around it (see docs/mongodb-compat.md).",
+    ["capability"],
+    registry=REGISTRY,
+)
+MIRROR_PURGED = Counter(
+    "gamevm_mirror_purged_total",
+    "Terminated VM documents deleted by the operator's purge (servers without TTL indexes).",
+    registry=REGISTRY,
+)
 
 
 @dataclass(frozen=True)
@@ -226,6 +245,21 @@ def set_mirror_backlog(pending: int, oldest_pending_since: float | None = None) 
 def count_mirror_failure(operation: str) -> None:
     """Count one failed mirror operation (`upsert`, `delete`, `resync`, `connect`)."""
     MIRROR_FAILURES.labels(operation=operation).inc()
+
+
+def count_mirror_write(collection: str, outcome: str) -> None:
+    """Count one mirror write (`vm` or `config`; `written` or `stale`)."""
+    MIRROR_WRITES.labels(collection=collection, outcome=outcome).inc()
+
+
+def set_mirror_degraded(capability: str, degraded: bool) -> None:
+    """Publish whether the mirror works around a missing server capability."""
+    MIRROR_DEGRADED.labels(capability=capability).set(1 if degraded else 0)
+
+
+def count_mirror_purged(deleted: int) -> None:
+    """Count documents deleted by the operator's purge."""
+    MIRROR_PURGED.inc(deleted)
 
 
 def render() -> tuple[bytes, str]:

@@ -1,5 +1,7 @@
 """The operator's one settings object (environment variables prefixed GAMEVM_)."""
 
+from typing import Literal
+
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -105,7 +107,20 @@ class Settings(BaseSettings):
     terminated_retention_seconds: int = Field(
         default=30 * 24 * 3600,
         gt=0,
-        description="How long terminated VM documents are kept (TTL index).",
+        description="How long terminated VM documents are kept (TTL index, or the purge).",
+    )
+    mirror_purge: Literal["auto", "always", "off"] = Field(
+        default="auto",
+        description="Who expires terminated VM documents: `auto` = the operator purges them "
+        "when the server cannot hold the TTL index (no TTL or no partial filters), else the "
+        "server; `always` = the operator too (a server that accepts TTL but never expires); "
+        "`off` = nobody.",
+    )
+    mirror_purge_interval: float = Field(
+        default=60.0, gt=0, description="Seconds between the operator's purge passes."
+    )
+    mirror_purge_batch: int = Field(
+        default=500, gt=0, le=10_000, description="Most documents one purge batch deletes."
     )
     mirror_retry_max_delay: float = Field(
         default=5.0,

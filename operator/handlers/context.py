@@ -46,6 +46,8 @@ class AppContext:
     """By GameVM uid."""
     uids: dict[str, str] = field(default_factory=dict)
     """namespace/name -> uid, for the heartbeat endpoint."""
+    mirror_degraded_told: set[str] = field(default_factory=set)
+    """EmulatorConfig uids that got this process's MirrorDegraded Event."""
     ready: bool = False
 
     def runtime(self, uid: str) -> VMRuntime:

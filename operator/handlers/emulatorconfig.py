@@ -65,6 +65,27 @@ async def emulatorconfig_event(
     if app.mirror is not None:
         app.mirror.enqueue_config_from(body)
     await _report(app, body, meta, status, "True", "Accepted", "used for new GameVMs")
+    await _tell_mirror_degraded(app, body, meta)
+
+
+# How long a config event waits for the mirror's first probe of the server (only right
+# after start: later the answer is known at once).
+_CAPABILITY_WAIT_SECONDS = 5.0
+
+
+async def _tell_mirror_degraded(app: AppContext, body: kopf.Body, meta: kopf.Meta) -> None:
+    """Once per process and config: a Warning Event when the mirror works around a server
+    that lacks TTL, partial or unique indexes (`kubectl describe emucfg` shows it; the
+    gauge gamevm_mirror_degraded says the same on /metrics)."""
+    uid = str(meta.get("uid", ""))
+    if app.mirror is None or uid in app.mirror_degraded_told:
+        return
+    if await app.mirror.wait_capabilities(_CAPABILITY_WAIT_SECONDS) is None:
+        return  # MongoDB not reached yet: the next event of this config tells
+    app.mirror_degraded_told.add(uid)
+    degradations = app.mirror.degradations
+    if degradations:
+        kopf.event(body, type="Warning", reason="MirrorDegraded", message="; ".join(degradations))
 
 
 async def _report(

@@ -115,23 +115,25 @@ class Kube:
             {"status": status},
         )
 
-    async def list_gamevms(self) -> tuple[list[dict[str, Any]], int | None]:
+    async def list_gamevms(self) -> tuple[list[dict[str, Any]], str | None]:
         """Every GameVM in the cluster and the LIST's resourceVersion (for the mirror's resync)."""
         result = await self._run(
             self._custom.list_cluster_custom_object, GROUP, VERSION, GAMEVM_PLURAL
         )
         listing = cast("dict[str, Any]", result)
         version = listing.get("metadata", {}).get("resourceVersion")
-        return list(listing.get("items", [])), int(version) if version else None
+        # resourceVersion is opaque (equality only): passed on as the string it is.
+        return list(listing.get("items", [])), str(version) if version else None
 
-    async def list_emulatorconfigs(self) -> tuple[list[dict[str, Any]], int | None]:
+    async def list_emulatorconfigs(self) -> tuple[list[dict[str, Any]], str | None]:
         """Every EmulatorConfig and the LIST's resourceVersion (for the mirror's resync)."""
         result = await self._run(
             self._custom.list_cluster_custom_object, GROUP, VERSION, EMULATORCONFIG_PLURAL
         )
         listing = cast("dict[str, Any]", result)
         version = listing.get("metadata", {}).get("resourceVersion")
-        return list(listing.get("items", [])), int(version) if version else None
+        # resourceVersion is opaque (equality only): passed on as the string it is.
+        return list(listing.get("items", [])), str(version) if version else None
 
     async def read_secret_data(self, namespace: str, name: str) -> dict[str, str] | None:
         """Decoded data of one Secret the operator is allowed to read, or None if absent."""

@@ -139,11 +139,9 @@ def _resync_source(app: AppContext, mirror: "Mirror") -> "ResyncSource":
     """The API server's view for the mirror's periodic and after-reconnect resyncs."""
 
     async def snapshot() -> "ResyncSnapshot":
-        vms, vms_version = await app.kube.list_gamevms()
-        configs, configs_version = await app.kube.list_emulatorconfigs()
-        return mirror.snapshot_from(
-            vms, configs, vms_version=vms_version, configs_version=configs_version
-        )
+        vms, _ = await app.kube.list_gamevms()
+        configs, _ = await app.kube.list_emulatorconfigs()
+        return mirror.snapshot_from(vms, configs)
 
     return snapshot
 

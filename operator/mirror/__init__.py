@@ -6,8 +6,9 @@ from gamevm.mirror.mapping import (
     terminated_vm_document_from,
     vm_document_from,
 )
-from gamevm.mirror.repository import Mirror, MirrorStats, ResyncSnapshot, ResyncSource
-from gamevm.mirror.resync import ResyncReport
+from gamevm.mirror.repository import Mirror
+from gamevm.mirror.resync import ResyncReport, ResyncSnapshot, ResyncSource
+from gamevm.mirror.stats import MirrorStats
 
 __all__ = [
     "MappingError",

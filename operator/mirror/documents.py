@@ -7,7 +7,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from gamevm.mirror.ordering import SEQ_FIELD
 from gamevm.models.documents import EmulatorConfigDocument, VMDocument
+
+_BOOKKEEPING = frozenset({"_id", SEQ_FIELD})
 
 
 def bson_value(value: Any) -> Any:
@@ -31,15 +34,16 @@ def stored_fields(document: BaseModel) -> dict[str, Any]:
     return fields
 
 
-def without_id(stored: Mapping[str, Any]) -> dict[str, Any]:
-    """A stored document minus Mongo's own `_id`."""
-    return {key: value for key, value in stored.items() if key != "_id"}
+def seed_content(stored: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored document minus what is not the document's own: Mongo's `_id` and the
+    mirror's delivery stamp (ordering.SEQ_FIELD)."""
+    return {key: value for key, value in stored.items() if key not in _BOOKKEEPING}
 
 
 def same_content(stored: Mapping[str, Any], fields: Mapping[str, Any]) -> bool:
     """Whether a stored document already holds exactly these fields (and no others)."""
     expected: dict[str, Any] = bson_value(dict(fields))
-    return without_id(stored) == expected
+    return seed_content(stored) == expected
 
 
 def vm_from_stored(stored: Mapping[str, Any]) -> VMDocument:

@@ -1,4 +1,9 @@
-"""The seed's indexes, created idempotently (and repaired when their options changed)."""
+"""The seed's indexes, created idempotently (and repaired when their options changed).
+
+What the server cannot hold is left out (see capabilities.py): without TTL or partial
+filters there is no expiry index (the operator purges instead, see purge.py); without
+unique indexes the keys get plain ones.
+"""
 
 import logging
 from dataclasses import dataclass, field
@@ -9,6 +14,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import OperationFailure
 
+from gamevm.mirror.capabilities import Capabilities
 from gamevm.mirror.errors import is_retryable
 from gamevm.models.documents import EMULATOR_CONFIG_COLLECTION, VM_COLLECTION
 from gamevm.models.enums import VMStatus
@@ -24,27 +30,35 @@ CONSOLE_TYPE_INDEX: Final = "console_type_unique"
 _OPTIONS_CONFLICT: Final = frozenset({85, 86})  # IndexOptionsConflict, IndexKeySpecsConflict
 
 
-def vm_indexes(retention_seconds: int) -> list[IndexModel]:
+def vm_indexes(
+    retention_seconds: int, capabilities: Capabilities | None = None
+) -> list[IndexModel]:
     """`vm_instances`: vm_id unique, (status, user_id), (console_type, provider), TTL."""
-    return [
-        IndexModel([("vm_id", ASCENDING)], name=VM_ID_INDEX, unique=True),
+    able = capabilities or Capabilities()
+    indexes = [
+        IndexModel([("vm_id", ASCENDING)], name=VM_ID_INDEX, unique=able.unique),
         IndexModel([("status", ASCENDING), ("user_id", ASCENDING)], name=STATUS_USER_INDEX),
         IndexModel(
             [("console_type", ASCENDING), ("provider", ASCENDING)], name=CONSOLE_PROVIDER_INDEX
         ),
-        # Only terminated VMs expire: the partial filter keeps live documents forever.
-        IndexModel(
-            [("created_at", ASCENDING)],
-            name=TTL_INDEX,
-            expireAfterSeconds=retention_seconds,
-            partialFilterExpression={"status": VMStatus.TERMINATED.value},
-        ),
     ]
+    if able.expiry_by_server:
+        # Only terminated VMs expire: the partial filter keeps live documents forever.
+        indexes.append(
+            IndexModel(
+                [("created_at", ASCENDING)],
+                name=TTL_INDEX,
+                expireAfterSeconds=retention_seconds,
+                partialFilterExpression={"status": VMStatus.TERMINATED.value},
+            )
+        )
+    return indexes
 
 
-def config_indexes() -> list[IndexModel]:
+def config_indexes(capabilities: Capabilities | None = None) -> list[IndexModel]:
     """`emulator_configs`: one document per console."""
-    return [IndexModel([("console_type", ASCENDING)], name=CONSOLE_TYPE_INDEX, unique=True)]
+    unique = (capabilities or Capabilities()).unique
+    return [IndexModel([("console_type", ASCENDING)], name=CONSOLE_TYPE_INDEX, unique=unique)]
 
 
 @dataclass
@@ -73,8 +87,8 @@ async def _ensure_one(
         if is_retryable(exc):
             raise
         if exc.code not in _OPTIONS_CONFLICT:
-            # The server lacks this kind of index (e.g. TTL with a partial filter): the
-            # mirror degrades (see Mirror._sweep_expired) instead of failing.
+            # The server lacks this kind of index although the probe passed: the mirror
+            # degrades (see purge.py) instead of failing.
             log.warning("index %s refused by the server (code %s): %s", name, exc.code, exc)
             report.missing.append(name)
             return
@@ -99,12 +113,16 @@ async def _ensure_one(
 
 
 async def ensure_indexes(
-    database: AsyncDatabase[dict[str, Any]], retention_seconds: int
+    database: AsyncDatabase[dict[str, Any]],
+    retention_seconds: int,
+    capabilities: Capabilities | None = None,
 ) -> IndexReport:
-    """Create every index of both collections; safe to run on every start."""
+    """Create every index of both collections the server can hold; safe on every start."""
     report = IndexReport()
-    for index in vm_indexes(retention_seconds):
+    if capabilities is not None and not capabilities.expiry_by_server:
+        report.missing.append(TTL_INDEX)
+    for index in vm_indexes(retention_seconds, capabilities):
         await _ensure_one(database[VM_COLLECTION], index, report)
-    for index in config_indexes():
+    for index in config_indexes(capabilities):
         await _ensure_one(database[EMULATOR_CONFIG_COLLECTION], index, report)
     return report

@@ -54,11 +54,12 @@ def _parse_time(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
-def _source_version(metadata: Mapping[str, Any]) -> int:
-    try:
-        return int(metadata["resourceVersion"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise MappingError("metadata.resourceVersion missing or not an integer") from exc
+def _source_version(metadata: Mapping[str, Any]) -> str:
+    """The resourceVersion, kept opaque: Kubernetes allows only equality checks on it."""
+    version = metadata.get("resourceVersion")
+    if not isinstance(version, str) or not version:
+        raise MappingError("metadata.resourceVersion missing")
+    return version
 
 
 def _known_fields(

@@ -1,26 +1,40 @@
 """Full resync: make both collections match a listing from the API server.
 
 Missing documents are inserted, stale ones replaced, orphans (no object any more) fixed:
-orphan VMs become ``terminated`` (kept until the TTL), orphan configs are removed.
+orphan VMs become ``terminated`` (kept for the retention), orphan configs are removed.
 
-``list_version`` is the resourceVersion of the LIST response. A document whose
-``source_version`` is above it was written from an event newer than the listing (an object
-created after the list was taken) and is left alone. Without it, a VM document updated in
-the last ORPHAN_GRACE seconds is left for the next resync instead (termination is final).
+``listed_seq`` is the delivery stamp taken just before the listing was requested (see
+ordering.py). A document with a higher stamp was written from an event delivered after
+that (e.g. an object created while the resync ran) and is left alone.
+
+``Resyncer`` runs it at start, every ``interval`` seconds and after a reconnect, from the
+source the operator sets (the API server's LIST of both kinds).
 """
 
-from collections.abc import Sequence
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any, Final
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from pymongo.errors import PyMongoError
 
 from gamevm.mirror.documents import same_content, stored_fields
+from gamevm.mirror.ordering import SEQ_FIELD, DeliveryClock, stored_seq
 from gamevm.mirror.writes import Collection, Outcome, mark_vm_terminated, write_config, write_vm
 from gamevm.models.documents import EmulatorConfigDocument, VMDocument
 from gamevm.models.enums import VMStatus
 
+if TYPE_CHECKING:
+    from gamevm.mirror.connection import Connection
+    from gamevm.mirror.stats import MirrorStats
+
+log = logging.getLogger(__name__)
+
 _TERMINATED = VMStatus.TERMINATED.value
-ORPHAN_GRACE: Final = timedelta(minutes=2)
 
 
 @dataclass
@@ -51,32 +65,29 @@ class ResyncReport:
         return self.vms.changes + self.configs.changes
 
 
-def _version(stored: dict[str, Any]) -> int:
-    value = stored.get("source_version", 0)
-    return value if isinstance(value, int) else 0
-
-
-def _recent(stored: dict[str, Any], now: datetime) -> bool:
-    updated = stored.get("updated_at")
-    return isinstance(updated, datetime) and updated > now - ORPHAN_GRACE
-
-
-async def _replace_if_not_newer(
-    collection: Collection, key: dict[str, Any], stored: dict[str, Any], fields: dict[str, Any]
+async def _replace_if_unchanged(
+    collection: Collection,
+    key: dict[str, Any],
+    stored: dict[str, Any],
+    fields: dict[str, Any],
+    seq: int,
 ) -> bool:
-    """Replace the exact stored version (so a concurrent newer write wins), dropping stray keys."""
-    guard = {**key, "source_version": _version(stored)}
+    """Replace exactly the stored document (a concurrent later write wins), dropping stray keys."""
+    guard: dict[str, Any] = {**key}
+    guard[SEQ_FIELD] = stored.get(SEQ_FIELD, {"$exists": False})
     if "status" in stored:
         guard["status"] = stored["status"]
-    result = await collection.replace_one(guard, fields)
+    result = await collection.replace_one(guard, {**fields, SEQ_FIELD: seq})
     return result.matched_count == 1
 
 
 async def resync_vms(
     collection: Collection,
     documents: Sequence[VMDocument],
-    list_version: int | None,
+    listed_seq: int,
     now: datetime,
+    *,
+    unique: bool = True,
 ) -> CollectionReport:
     report = CollectionReport()
     stored_by_id = {doc["vm_id"]: doc async for doc in collection.find({}) if "vm_id" in doc}
@@ -86,23 +97,23 @@ async def resync_vms(
         stored = stored_by_id.get(document.vm_id)
         fields = stored_fields(document)
         if stored is None:
-            outcome = await write_vm(collection, document)
+            outcome = await write_vm(collection, document, listed_seq, unique=unique)
             report.inserted += outcome is Outcome.WRITTEN
             report.skipped_newer += outcome is Outcome.STALE
-        elif stored.get("status") == _TERMINATED or _version(stored) > document.source_version:
+        elif stored.get("status") == _TERMINATED or stored_seq(stored) > listed_seq:
             report.skipped_newer += 1
         elif same_content(stored, fields):
             report.unchanged += 1
-        elif await _replace_if_not_newer(collection, {"vm_id": document.vm_id}, stored, fields):
+        elif await _replace_if_unchanged(
+            collection, {"vm_id": document.vm_id}, stored, fields, listed_seq
+        ):
             report.updated += 1
         else:
             report.skipped_newer += 1
     for vm_id, stored in stored_by_id.items():
         if vm_id in listed or stored.get("status") == _TERMINATED:
             continue
-        if list_version is not None and _version(stored) > list_version:
-            continue
-        if list_version is None and _recent(stored, now):
+        if stored_seq(stored) > listed_seq:
             continue
         outcome = await mark_vm_terminated(collection, vm_id, now)
         report.orphans_fixed += outcome is Outcome.WRITTEN
@@ -112,7 +123,9 @@ async def resync_vms(
 async def resync_configs(
     collection: Collection,
     documents: Sequence[EmulatorConfigDocument],
-    list_version: int | None,
+    listed_seq: int,
+    *,
+    unique: bool = True,
 ) -> CollectionReport:
     report = CollectionReport()
     stored_by_console = {
@@ -125,24 +138,110 @@ async def resync_configs(
         stored = stored_by_console.get(console)
         fields = stored_fields(document)
         if stored is None:
-            outcome = await write_config(collection, document)
+            outcome = await write_config(collection, document, listed_seq, unique=unique)
             report.inserted += outcome is Outcome.WRITTEN
             report.skipped_newer += outcome is Outcome.STALE
-        elif _version(stored) > document.source_version:
+        elif stored_seq(stored) > listed_seq:
             report.skipped_newer += 1
         elif same_content(stored, fields):
             report.unchanged += 1
-        elif await _replace_if_not_newer(collection, {"console_type": console}, stored, fields):
+        elif await _replace_if_unchanged(
+            collection, {"console_type": console}, stored, fields, listed_seq
+        ):
             report.updated += 1
         else:
             report.skipped_newer += 1
     for console, stored in stored_by_console.items():
-        if console in listed:
+        if console in listed or stored_seq(stored) > listed_seq:
             continue
-        if list_version is not None and _version(stored) > list_version:
-            continue
-        result = await collection.delete_one(
-            {"console_type": console, "source_version": _version(stored)}
-        )
+        guard: dict[str, Any] = {"console_type": console}
+        guard[SEQ_FIELD] = stored.get(SEQ_FIELD, {"$exists": False})
+        result = await collection.delete_one(guard)
         report.orphans_fixed += result.deleted_count
     return report
+
+
+@dataclass(frozen=True)
+class ResyncSnapshot:
+    """The API server's view: every GameVM and EmulatorConfig, as documents."""
+
+    vms: Sequence[VMDocument]
+    configs: Sequence[EmulatorConfigDocument]
+
+
+ResyncSource = Callable[[], Awaitable[ResyncSnapshot]]
+
+
+class Resyncer:
+    """Resyncs at start, every ``interval`` seconds and right after MongoDB comes back."""
+
+    def __init__(
+        self,
+        connection: "Connection",
+        stats: "MirrorStats",
+        clock: DeliveryClock,
+        *,
+        interval: float,
+        unique: Callable[[], bool],
+    ) -> None:
+        self._connection = connection
+        self._stats = stats
+        self._clock = clock
+        self._interval = interval
+        self._unique = unique
+        self.source: ResyncSource | None = None
+        self.requested = asyncio.Event()
+        connection.on_reconnect(self.requested.set)
+
+    async def run(self) -> None:
+        attempt = 0
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.requested.wait(), self._interval)
+            self.requested.clear()
+            if self.source is None:
+                continue
+            try:
+                # The stamp comes first: events delivered after it win over the listing.
+                listed_seq = self._clock.stamp()
+                snapshot = await self.source()
+                await self.resync(snapshot.vms, snapshot.configs, listed_seq)
+                attempt = 0
+            except Exception as exc:  # noqa: BLE001 - the source or MongoDB failed: retry
+                if isinstance(exc, PyMongoError):
+                    self._connection.record_failure(exc, "resync")
+                else:
+                    log.warning("mirror: resync source failed: %s", type(exc).__name__)
+                await asyncio.sleep(self._connection.backoff(attempt))
+                attempt += 1
+                self.requested.set()
+
+    async def resync(
+        self,
+        vms: Sequence[VMDocument],
+        configs: Sequence[EmulatorConfigDocument],
+        listed_seq: int,
+    ) -> ResyncReport:
+        """Fix missing, stale and orphaned documents; raises PyMongoError when MongoDB is away."""
+        started = time.monotonic()
+        unique = self._unique()
+        report = ResyncReport(
+            vms=await resync_vms(
+                self._connection.vms, vms, listed_seq, datetime.now(UTC), unique=unique
+            ),
+            configs=await resync_configs(
+                self._connection.configs, configs, listed_seq, unique=unique
+            ),
+        )
+        report.seconds = time.monotonic() - started
+        self._connection.record_success()
+        self._stats.resyncs += 1
+        self._stats.last_resync = report
+        if report.changes:
+            log.info(
+                "mirror: resync fixed %d VM and %d config documents in %.2f s",
+                report.vms.changes,
+                report.configs.changes,
+                report.seconds,
+            )
+        return report

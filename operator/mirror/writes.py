@@ -1,10 +1,14 @@
-"""Guarded upserts: an older object version never overwrites a newer document.
+"""Guarded writes: a change never overwrites a document written from a later delivery.
 
-Each write matches only a stored document with a lower ``source_version`` (the object's
-resourceVersion) and upserts otherwise. When a newer document exists the upsert tries an
-insert and the unique index refuses it (DuplicateKeyError): that write was stale. The same
-error also comes from a race where a concurrent writer inserted first; a second, plain
-update with the same guard tells the two apart.
+Each write carries the change's delivery stamp (see ordering.py) and matches only a stored
+document with a lower stamp; it upserts otherwise. When a later document exists the upsert
+tries an insert and the unique index refuses it (DuplicateKeyError): that write was stale.
+The same error also comes from a race where a concurrent writer inserted first; a second,
+plain update with the same guard tells the two apart.
+
+``source_version`` (the object's resourceVersion) is compared for equality only: a stored
+document of the same object version is not written again, so a re-delivered event costs
+no write.
 
 Terminated is final for a vm_id (a recreated GameVM has a new uid): live updates never
 match a terminated document.
@@ -18,6 +22,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
 from gamevm.mirror.documents import bson_value, stored_fields
+from gamevm.mirror.ordering import SEQ_FIELD, not_newer_than
 from gamevm.models.documents import EmulatorConfigDocument, VMDocument
 from gamevm.models.enums import VMStatus
 
@@ -33,38 +38,59 @@ class Outcome(StrEnum):
 
 
 async def _guarded_upsert(
-    collection: Collection, guard: dict[str, Any], fields: dict[str, Any]
+    collection: Collection,
+    key: dict[str, Any],
+    guard: dict[str, Any],
+    fields: dict[str, Any],
+    seq: int,
+    *,
+    unique: bool = True,
 ) -> Outcome:
+    update = {"$set": {**fields, SEQ_FIELD: seq}}
+    if not unique:
+        # No unique index to refuse the insert of a stale upsert: look before inserting.
+        result = await collection.update_one({**key, **guard}, update)
+        if result.matched_count:
+            return Outcome.WRITTEN
+        if await collection.find_one(key, {"_id": 1}) is not None:
+            return Outcome.STALE
+        await collection.insert_one({**fields, SEQ_FIELD: seq})
+        return Outcome.WRITTEN
+    guard = {**key, **guard}
     try:
-        await collection.update_one(guard, {"$set": fields}, upsert=True)
+        await collection.update_one(guard, update, upsert=True)
     except DuplicateKeyError:
-        retry = await collection.update_one(guard, {"$set": fields})
+        retry = await collection.update_one(guard, update)
         return Outcome.WRITTEN if retry.matched_count else Outcome.STALE
     return Outcome.WRITTEN
 
 
-async def write_vm(collection: Collection, document: VMDocument) -> Outcome:
-    """Upsert a live VM document unless the stored one is newer or terminated."""
+async def write_vm(
+    collection: Collection, document: VMDocument, seq: int, *, unique: bool = True
+) -> Outcome:
+    """Upsert a live VM document unless the stored one is later, the same version or ended."""
     guard = {
-        "vm_id": document.vm_id,
-        "source_version": {"$lt": document.source_version},
+        **not_newer_than(seq),
+        "source_version": {"$ne": document.source_version},
         "status": {"$ne": _TERMINATED},
     }
-    return await _guarded_upsert(collection, guard, stored_fields(document))
+    key = {"vm_id": document.vm_id}
+    return await _guarded_upsert(
+        collection, key, guard, stored_fields(document), seq, unique=unique
+    )
 
 
-async def write_vm_terminated(collection: Collection, document: VMDocument) -> Outcome:
-    """Mark a VM terminated with its last known fields (kept until the TTL index expires it)."""
+async def write_vm_terminated(
+    collection: Collection, document: VMDocument, seq: int, *, unique: bool = True
+) -> Outcome:
+    """Mark a VM terminated with its last known fields (kept until the retention ends)."""
     fields = stored_fields(document.model_copy(update={"status": VMStatus.TERMINATED}))
-    guard = {
-        "vm_id": document.vm_id,
-        "source_version": {"$lte": document.source_version},
-        "status": {"$ne": _TERMINATED},
-    }
-    outcome = await _guarded_upsert(collection, guard, fields)
+    guard = {**not_newer_than(seq), "status": {"$ne": _TERMINATED}}
+    key = {"vm_id": document.vm_id}
+    outcome = await _guarded_upsert(collection, key, guard, fields, seq, unique=unique)
     if outcome is Outcome.WRITTEN:
         return outcome
-    # The stored document is newer than the deleted object we saw: keep its fields, end it.
+    # The stored document is later than the deleted object we saw: keep its fields, end it.
     return await mark_vm_terminated(collection, document.vm_id, document.updated_at)
 
 
@@ -77,21 +103,18 @@ async def mark_vm_terminated(collection: Collection, vm_id: str, when: datetime)
     return Outcome.WRITTEN if result.matched_count else Outcome.STALE
 
 
-async def write_config(collection: Collection, document: EmulatorConfigDocument) -> Outcome:
-    """Upsert an EmulatorConfig document unless the stored one is newer."""
-    guard = {
-        "console_type": document.console_type.value,
-        "source_version": {"$lt": document.source_version},
-    }
-    return await _guarded_upsert(collection, guard, stored_fields(document))
-
-
-async def delete_config(
-    collection: Collection, console_type: str, source_version: int | None
+async def write_config(
+    collection: Collection, document: EmulatorConfigDocument, seq: int, *, unique: bool = True
 ) -> Outcome:
-    """Remove a deleted EmulatorConfig's document unless a newer config replaced it."""
-    query: dict[str, Any] = {"console_type": console_type}
-    if source_version is not None:
-        query["source_version"] = {"$lte": source_version}
-    result = await collection.delete_one(query)
+    """Upsert an EmulatorConfig document unless the stored one is later or the same version."""
+    guard = {**not_newer_than(seq), "source_version": {"$ne": document.source_version}}
+    key = {"console_type": document.console_type.value}
+    return await _guarded_upsert(
+        collection, key, guard, stored_fields(document), seq, unique=unique
+    )
+
+
+async def delete_config(collection: Collection, console_type: str, seq: int) -> Outcome:
+    """Remove a deleted EmulatorConfig's document unless a later config replaced it."""
+    result = await collection.delete_one({"console_type": console_type, **not_newer_than(seq)})
     return Outcome.WRITTEN if result.deleted_count else Outcome.STALE

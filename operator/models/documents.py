@@ -4,6 +4,8 @@ Additions to the seed, all documented in the README: `game_id`, `namespace`, `na
 `access_secret_name`, `started_at` and `source_version` on VMDocument; `game_overrides`
 and `source_version` on EmulatorConfigDocument. `ssh_private_key` stays in the schema
 for fidelity but the operator always leaves it null (keys live in Kubernetes Secrets).
+`source_version` is the object's metadata.resourceVersion, opaque: compared for equality
+only (the mirror orders writes by when the watch delivered them, see mirror/ordering.py).
 """
 
 from datetime import UTC, datetime
@@ -76,7 +78,7 @@ class VMDocument(Document):
     name: str | None = None
     access_secret_name: str | None = None
     started_at: datetime | None = None
-    source_version: int = 0
+    source_version: str = ""
 
     _check_location = field_validator("user_location")(_validate_location)
 
@@ -100,7 +102,7 @@ class EmulatorConfigDocument(Document):
     max_session_hours: int
     # Additions (see module docstring).
     game_overrides: list[dict[str, Any]] = Field(default_factory=list)
-    source_version: int = 0
+    source_version: str = ""
 
 
 class VMResponse(BaseModel):

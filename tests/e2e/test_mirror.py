@@ -13,7 +13,7 @@ from pymongo import AsyncMongoClient
 from pymongo.errors import DuplicateKeyError
 
 from gamevm.mirror.api import add_routes
-from gamevm.mirror.documents import stored_fields, without_id
+from gamevm.mirror.documents import seed_content, stored_fields
 from gamevm.mirror.indexes import (
     CONSOLE_PROVIDER_INDEX,
     CONSOLE_TYPE_INDEX,
@@ -23,7 +23,7 @@ from gamevm.mirror.indexes import (
 )
 from gamevm.mirror.mapping import config_document_from, vm_document_from
 from gamevm.mirror.repository import Mirror
-from gamevm.mirror.writes import write_vm
+from gamevm.mirror.writes import Outcome, write_vm
 from gamevm.models.documents import EMULATOR_CONFIG_COLLECTION, VM_COLLECTION, VMDocument
 from tests.fixtures.mongo import (
     SECRET_VALUES,
@@ -120,13 +120,13 @@ async def test_lifecycle_is_mirrored_field_for_field(
         await mirror.flush()
         stored = await collection.find_one({"vm_id": uid})
         assert stored is not None
-        assert without_id(stored) == stored_fields(_vm(body))  # every field, as stored
+        assert seed_content(stored) == stored_fields(_vm(body))  # every field, as stored
     mirror.enqueue_vm_terminated_from(steps[-1])
     await mirror.flush()
     fetched = await mirror.get_vm(uid)
     assert fetched is not None
     assert fetched.status == "terminated"
-    assert fetched.source_version == 13
+    assert fetched.source_version == "13"
     assert await collection.count_documents({}) == 1
 
 
@@ -147,20 +147,27 @@ async def test_stale_write_guard_under_concurrent_updates(
             body = gamevm_body(
                 uid, resource_version=version, status={"ipAddress": f"10.0.0.{version}"}
             )
-            await write_vm(client[mongo_db_name][VM_COLLECTION], _vm(body))
+            # The delivery stamp orders the writes (here: the version's own number).
+            await write_vm(client[mongo_db_name][VM_COLLECTION], _vm(body), version)
 
         await asyncio.gather(*(write(*args) for args in writes))
         for n in range(5):
             stored = await mirror.get_vm(f"race-{n}")
             assert stored is not None
-            assert (stored.source_version, stored.ip_address) == (40, "10.0.0.40")
-        # An old version arriving late is refused.
-        mirror.enqueue_vm(_vm(gamevm_body("race-0", resource_version=3)))
+            assert (stored.source_version, stored.ip_address) == ("40", "10.0.0.40")
+        # A change stamped before the stored one is refused...
+        collection = clients[0][mongo_db_name][VM_COLLECTION]
+        late = await write_vm(collection, _vm(gamevm_body("race-0", resource_version=3)), 3)
+        assert late is Outcome.STALE
+        # ...and a re-delivered version is not written again.
+        again = await write_vm(collection, _vm(gamevm_body("race-0", resource_version=40)), 10**18)
+        assert again is Outcome.STALE
+        # Through the mirror, the change delivered last wins (resourceVersion is opaque).
+        mirror.enqueue_vm(_vm(gamevm_body("race-1", resource_version="zz-later")))
         await mirror.flush()
-        stored = await mirror.get_vm("race-0")
+        stored = await mirror.get_vm("race-1")
         assert stored is not None
-        assert stored.source_version == 40
-        assert mirror.stats.stale_skipped >= 1
+        assert stored.source_version == "zz-later"
     finally:
         for client in clients:
             await client.close()
@@ -178,34 +185,36 @@ async def test_resync_fixes_missing_stale_and_orphans(
     await mirror.flush()
     vms = mongo_client[mongo_db_name][VM_COLLECTION]
     # vm-1 goes stale (older copy), vm-2 gets a stray field, vm-3 was never written.
-    await vms.update_one({"vm_id": "vm-1"}, {"$set": {"status": "creating", "source_version": 1}})
+    await vms.update_one({"vm_id": "vm-1"}, {"$set": {"status": "creating", "source_version": "1"}})
     await vms.update_one({"vm_id": "vm-2"}, {"$set": {"junk": True}})
 
     listed = [_vm(body) for body in bodies]
     configs = [config_document_from(emulator_config_body("nes", resource_version=9))]
-    report = await mirror.resync(listed, configs, vms_version=200, configs_version=200)
+    report = await mirror.resync(listed, configs)
     assert (report.vms.inserted, report.vms.updated, report.vms.orphans_fixed) == (1, 2, 1)
     assert (report.configs.updated, report.configs.orphans_fixed) == (1, 1)
     for document in listed:
         stored = await vms.find_one({"vm_id": document.vm_id})
         assert stored is not None
-        assert without_id(stored) == stored_fields(document)
+        assert seed_content(stored) == stored_fields(document)
     orphan = await mirror.get_vm("orphan")
     assert orphan is not None
     assert orphan.status == "terminated"
     assert await mirror.get_config("snes") is None
     nes = await mirror.get_config("nes")
     assert nes is not None
-    assert nes.source_version == 9
+    assert nes.source_version == "9"
 
-    again = await mirror.resync(listed, configs, vms_version=200, configs_version=200)
+    again = await mirror.resync(listed, configs)
     assert again.changes == 0
 
 
 async def test_resync_keeps_documents_newer_than_the_listing(mirror: Mirror) -> None:
+    """A VM created after the listing was requested is no orphan (delivery order decides)."""
+    listed = mirror.stamp()
     mirror.enqueue_vm_from(gamevm_body("new", resource_version=500))
     await mirror.flush()
-    await mirror.resync([], [], vms_version=400)
+    await mirror.resync([], [], listed_seq=listed)
     stored = await mirror.get_vm("new")
     assert stored is not None
     assert stored.status == "running"

@@ -7,9 +7,10 @@ from typing import Any
 import pytest
 from pymongo import AsyncMongoClient
 
-from gamevm.mirror.documents import stored_fields, without_id
+from gamevm.mirror.documents import seed_content, stored_fields
 from gamevm.mirror.mapping import terminated_vm_document_from, vm_document_from
-from gamevm.mirror.repository import Mirror, ResyncSnapshot
+from gamevm.mirror.repository import Mirror
+from gamevm.mirror.resync import ResyncSnapshot
 from gamevm.models.documents import VM_COLLECTION, VMDocument
 from tests.fixtures.mongo import MongoServer, gamevm_body
 
@@ -37,7 +38,7 @@ async def _wait_converged(client: Client, db: str, expected: dict[str, dict[str,
     collection = client[db][VM_COLLECTION]
     while time.monotonic() - started < CONVERGE_TIMEOUT:
         try:
-            stored = {doc["vm_id"]: without_id(doc) async for doc in collection.find({})}
+            stored = {doc["vm_id"]: seed_content(doc) async for doc in collection.find({})}
         except Exception:  # noqa: BLE001 - the server is still coming up
             stored = {}
         if stored == expected:
@@ -142,7 +143,7 @@ async def test_operator_restart_during_outage_recovers_by_resync(
     mongo_server.stop()
     try:
         bodies = [gamevm_body(f"r-{n}", resource_version=100 + n) for n in range(20)]
-        snapshot = ResyncSnapshot(vms=[_doc(body) for body in bodies], configs=[], vms_version=500)
+        snapshot = ResyncSnapshot(vms=[_doc(body) for body in bodies], configs=[])
 
         async def source() -> ResyncSnapshot:
             return snapshot
@@ -161,7 +162,7 @@ async def test_operator_restart_during_outage_recovers_by_resync(
         async with asyncio.timeout(CONVERGE_TIMEOUT):
             while True:
                 try:
-                    stored = {d["vm_id"]: without_id(d) async for d in collection.find({})}
+                    stored = {d["vm_id"]: seed_content(d) async for d in collection.find({})}
                 except Exception:  # noqa: BLE001 - still starting
                     stored = {}
                 if "gone" in stored:

@@ -64,7 +64,7 @@ def test_vm_document_field_for_field() -> None:
         name="mario",
         access_secret_name="mario-access",
         started_at=_utc("2026-11-26T10:03:00.250000Z"),
-        source_version=4321,
+        source_version="4321",
     )
     assert set(stored_fields(document)) >= SEED_VM_FIELDS
     for field in VMDocument.model_fields:
@@ -105,7 +105,7 @@ def test_terminated_document() -> None:
     assert document is not None
     assert document.status is VMStatus.TERMINATED
     assert document.updated_at == _utc("2026-11-26T11:00:00Z")
-    assert document.source_version == 99
+    assert document.source_version == "99"
 
 
 def test_unknown_spec_fields_are_ignored() -> None:
@@ -149,7 +149,7 @@ def test_config_document_in_seed_format() -> None:
         requires_gpu=True,
         max_session_hours=4,
         game_overrides=[{"game_id": "zelda-totk", "preset": "premium"}],
-        source_version=501,
+        source_version="501",
     )
     assert document == expected
     assert set(stored_fields(document)) >= SEED_CONFIG_FIELDS

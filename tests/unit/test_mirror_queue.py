@@ -7,8 +7,10 @@ from pymongo.errors import (
     ServerSelectionTimeoutError,
 )
 
+from gamevm.mirror.changes import Change
 from gamevm.mirror.errors import is_retryable
 from gamevm.mirror.mapping import vm_document_from
+from gamevm.mirror.ordering import DeliveryClock
 from gamevm.mirror.repository import Mirror
 from gamevm.models.documents import VMDocument
 from gamevm.settings import Settings
@@ -26,14 +28,33 @@ def _mirror() -> Mirror:
     return Mirror("mongodb://127.0.0.1:1/", "unit")
 
 
-def test_latest_version_wins_per_key() -> None:
+def _pending(mirror: Mirror) -> dict[tuple[str, str], Change]:
+    return mirror._queue.pending
+
+
+def test_latest_delivery_wins_per_key() -> None:
+    """Order is the watch's: the change handed over last wins, whatever its resourceVersion
+    (opaque: resourceVersion "7" after "9" is simply the later event)."""
     mirror = _mirror()
     for version in (5, 9, 7):
         mirror.enqueue_vm(_vm(version))
     mirror.enqueue_vm(_vm(3, uid="vm-2"))
     assert mirror.stats.pending == 2
-    pending = {key: change.version for key, change in mirror._pending.items()}
-    assert pending == {("vm", "vm-1"): 9, ("vm", "vm-2"): 3}
+    pending = {key: change.document.source_version for key, change in _pending(mirror).items()}
+    assert pending == {("vm", "vm-1"): "7", ("vm", "vm-2"): "3"}
+
+
+def test_stamps_strictly_increase() -> None:
+    clock = DeliveryClock()
+    stamps = [clock.stamp() for _ in range(1000)]
+    assert stamps == sorted(set(stamps))
+
+
+def test_resource_version_is_never_parsed() -> None:
+    """A resourceVersion that is no integer maps fine (Kubernetes promises no format)."""
+    document = vm_document_from(gamevm_body("vm-x", resource_version="v2:abc/17"))
+    assert document is not None
+    assert document.source_version == "v2:abc/17"
 
 
 def test_termination_beats_later_live_updates() -> None:
@@ -41,9 +62,10 @@ def test_termination_beats_later_live_updates() -> None:
     mirror.enqueue_vm(_vm(5))
     mirror.enqueue_vm_terminated(_vm(6))
     mirror.enqueue_vm(_vm(8))
-    change = mirror._pending[("vm", "vm-1")]
+    change = _pending(mirror)[("vm", "vm-1")]
     assert change.final
-    assert change.version == 6
+    assert change.document is not None
+    assert change.document.source_version == "6"
 
 
 def test_enqueue_never_raises() -> None:
@@ -59,9 +81,9 @@ def test_enqueue_never_raises() -> None:
 def test_lag_counts_from_first_unsynced_change() -> None:
     mirror = _mirror()
     mirror.enqueue_vm(_vm(1))
-    first = mirror._pending[("vm", "vm-1")].first_enqueued
+    first = _pending(mirror)[("vm", "vm-1")].first_enqueued
     mirror.enqueue_vm(_vm(2))
-    assert mirror._pending[("vm", "vm-1")].first_enqueued == first
+    assert _pending(mirror)[("vm", "vm-1")].first_enqueued == first
     assert mirror.stats.lag_seconds >= 0
 
 

@@ -2,7 +2,7 @@
 
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -60,6 +60,44 @@ class Settings(BaseSettings):
     tensordock_requests_per_minute: int = Field(
         default=100, gt=0, description="Client-side rate limit (TensorDock documents 100/min)."
     )
+    provider_list_interval: float = Field(
+        default=10.0,
+        gt=0,
+        description=(
+            "Seconds between the one instance-list call per provider that observes all its "
+            "VMs (TensorDock: 6 of its 100 requests/min)."
+        ),
+    )
+    provider_offers_interval: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds one offer listing per provider serves every VM being placed.",
+    )
+    provider_create_concurrency: int = Field(
+        default=4,
+        ge=1,
+        description=(
+            "Creates in flight per provider; the rest queue, round-robin across namespaces."
+        ),
+    )
+    shard: str | None = Field(
+        default=None,
+        pattern=r"^\d+/[1-9]\d*$",
+        description=(
+            "'i/n': handle only GameVMs whose uid hashes to shard i of n (docs/scaling.md); "
+            "unset: all."
+        ),
+    )
+
+    @field_validator("shard")
+    @classmethod
+    def _shard_in_range(cls, value: str | None) -> str | None:
+        if value is not None:
+            index, count = (int(part) for part in value.split("/"))
+            if index >= count:
+                raise ValueError(f"shard {value!r}: i must be below n (0 <= i < n)")
+        return value
+
     http_timeout: float = Field(default=30.0, gt=0, description="Total timeout per provider call.")
     http_retries: int = Field(default=4, ge=0, description="Retries per provider call.")
     http_backoff_base: float = Field(

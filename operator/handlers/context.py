@@ -8,8 +8,10 @@ from typing import TYPE_CHECKING, Any
 from gamevm.handlers.kube import Kube
 from gamevm.models.enums import CloudProvider
 from gamevm.providers.base import Provider
+from gamevm.providers.budget import BudgetedProvider
 from gamevm.providers.wolf import HttpWolfProbe
 from gamevm.services.reconcile import Event, Reconciler
+from gamevm.services.sharding import Shard
 from gamevm.settings import Settings
 
 if TYPE_CHECKING:
@@ -38,6 +40,8 @@ class AppContext:
     settings: Settings
     kube: Kube
     providers: dict[CloudProvider, Provider]
+    budgets: dict[CloudProvider, BudgetedProvider]
+    """The same providers, as the shared budget (seeded with what status already knows)."""
     reconciler: Reconciler
     wolf: HttpWolfProbe
     mirror: "Mirror | None"
@@ -49,6 +53,8 @@ class AppContext:
     mirror_degraded_told: set[str] = field(default_factory=set)
     """EmulatorConfig uids that got this process's MirrorDegraded Event."""
     ready: bool = False
+    shard: Shard | None = None
+    """The uid-hash shard this replica handles (GAMEVM_SHARD); None: every GameVM."""
 
     def runtime(self, uid: str) -> VMRuntime:
         """The runtime of a VM, created on first use."""

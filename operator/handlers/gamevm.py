@@ -33,17 +33,30 @@ from gamevm.models.names import (
 from gamevm.providers.base import ProviderError
 from gamevm.services.conditions import get_condition, set_condition
 from gamevm.services.ports import VMRef
-from gamevm.services.reconcile import Event, Outcome, StepInput, instance_name
+from gamevm.services.reconcile import (
+    Event,
+    Outcome,
+    StepInput,
+    instance_name,
+    known_instance,
+)
 
 log = logging.getLogger(__name__)
 
 
-def _not_paused(annotations: kopf.Annotations, **_: Any) -> bool:
-    return annotations.get(ANNOTATION_PAUSED, "").lower() != "true"
+def _mine(meta: kopf.Meta, memo: kopf.Memo) -> bool:
+    """This replica's shard owns the GameVM (GAMEVM_SHARD; every VM when unset)."""
+    app: AppContext | None = memo.get("app")
+    shard = app.shard if app is not None else None
+    return shard is None or shard.owns(str(meta.get("uid", "")))
 
 
-def _paused(annotations: kopf.Annotations, **_: Any) -> bool:
-    return not _not_paused(annotations)
+def _not_paused(annotations: kopf.Annotations, meta: kopf.Meta, memo: kopf.Memo, **_: Any) -> bool:
+    return annotations.get(ANNOTATION_PAUSED, "").lower() != "true" and _mine(meta, memo)
+
+
+def _paused(annotations: kopf.Annotations, meta: kopf.Meta, memo: kopf.Memo, **_: Any) -> bool:
+    return annotations.get(ANNOTATION_PAUSED, "").lower() == "true" and _mine(meta, memo)
 
 
 def _now() -> datetime:
@@ -82,6 +95,7 @@ async def reconcile_gamevm(
     runtime.console = str(spec.get("consoleType", ""))
     runtime.seen = (meta.get("generation"), tuple(sorted(meta.get("annotations", {}).items())))
     app.uids[f"{meta['namespace']}/{meta['name']}"] = uid
+    _seed_budget(app, status)
     while True:
         if meta.get("deletionTimestamp"):
             return
@@ -91,6 +105,17 @@ async def reconcile_gamevm(
         if delay > 0:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(runtime.wake.wait(), timeout=delay)
+
+
+def _seed_budget(app: AppContext, status: kopf.Status) -> None:
+    """Tell the provider budget what status knows of a running VM (after a restart)."""
+    try:
+        current = GameVMStatus.model_validate(dict(status))
+    except ValidationError:
+        return
+    known = known_instance(current)
+    if known is not None and current.provider in app.budgets:
+        app.budgets[current.provider].seed(known)
 
 
 async def _one_step(

@@ -13,12 +13,14 @@ from gamevm.handlers.kube import Kube, KubeAccessSecrets, KubeError, load_api_cl
 from gamevm.models.enums import CloudProvider
 from gamevm.models.names import FINALIZER, GROUP
 from gamevm.providers.base import Provider
+from gamevm.providers.budget import BudgetedProvider, BudgetSettings
 from gamevm.providers.metered import MeteredProvider
 from gamevm.providers.registry import build_providers, close_providers
 from gamevm.providers.wolf import HttpWolfProbe
 from gamevm.services.access import MIN_MASTER_KEY_BYTES
 from gamevm.services.placement import ProviderSelector
 from gamevm.services.reconcile import Reconciler, Timings
+from gamevm.services.sharding import parse_shard
 from gamevm.settings import Settings
 
 if TYPE_CHECKING:
@@ -34,8 +36,13 @@ MASTER_KEY = "access-master-key"
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     """Configure kopf and build the shared context."""
     cfg = Settings()
+    shard = parse_shard(cfg.shard)
     # Our own names for everything kopf stores on objects, so `kubectl describe` reads well.
-    settings.persistence.finalizer = FINALIZER
+    # Each shard has its own finalizer: kopf removes its finalizer from objects none of its
+    # handlers match, and a shared name would let one shard release the other's VMs.
+    settings.persistence.finalizer = (
+        FINALIZER if shard is None else f"{FINALIZER}-shard-{shard.index}"
+    )
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     # No create/update handlers: kopf needs no stored diff base (saves a patch per object).
     settings.persistence.diffbase_storage = NoDiffBaseStorage()
@@ -60,10 +67,17 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
             MIN_MASTER_KEY_BYTES,
         )
         master = None
-    providers: dict[CloudProvider, Provider] = {
-        name: MeteredProvider(adapter)
+    budget = BudgetSettings(
+        list_interval=cfg.provider_list_interval,
+        offers_interval=cfg.provider_offers_interval,
+        create_concurrency=cfg.provider_create_concurrency,
+    )
+    # Metered inside the budget: the metrics count the calls that reach the provider.
+    budgets = {
+        name: BudgetedProvider(MeteredProvider(adapter), budget)
         for name, adapter in build_providers(cfg, credentials).items()
     }
+    providers: dict[CloudProvider, Provider] = dict(budgets)
     wolf = HttpWolfProbe(cfg.wolf_probe_timeout, allow_loopback=cfg.wolf_probe_allow_loopback)
     reconciler = Reconciler(
         providers=providers,
@@ -89,10 +103,12 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         settings=cfg,
         kube=kube,
         providers=providers,
+        budgets=budgets,
         reconciler=reconciler,
         wolf=wolf,
         mirror=mirror,
         master_key=master.encode() if master else None,
+        shard=shard,
     )
     memo.app = app
     try:
@@ -106,9 +122,10 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         mirror.set_resync_source(_resync_source(app, mirror))
     app.ready = True
     log.info(
-        "gamevm-operator started: %d providers, mirror %s, HTTP on %s:%d",
+        "gamevm-operator started: %d providers, mirror %s, shard %s, HTTP on %s:%d",
         len(providers),
         "on" if mirror else "off",
+        f"{shard.index}/{shard.count}" if shard else "all",
         cfg.http_host,
         cfg.http_port,
     )

@@ -102,6 +102,9 @@ class CreateSpec:
     offer: Offer
     ssh_public_key: str
     tags: Mapping[str, str] = field(default_factory=dict)
+    absent_checked: bool = False
+    """The caller just looked `name` up in a list taken after any earlier attempt and found
+    nothing: the first lookup inside `create` may be skipped (one provider request less)."""
 
 
 @dataclass(frozen=True)
@@ -153,6 +156,16 @@ class Provider(Protocol):
 
     async def observe(self, instance_id: str) -> Instance | None:
         """Current state, or None when the instance no longer exists."""
+        ...
+
+    async def list_instances(self) -> list[Instance] | None:
+        """Every instance of the account in one call, or None when there is no such call.
+
+        Entries carry what the list carries: TensorDock's list has name and status but no
+        IP, CloudyPad's has names only (state UNKNOWN). `gamevm.providers.budget` observes
+        all VMs of a provider with one such call per interval and asks `observe` only for
+        what the list lacks.
+        """
         ...
 
     async def start(self, instance_id: str) -> None:

@@ -12,6 +12,8 @@ before it retries, because the server may have acted.
 """
 
 import asyncio
+import heapq
+import itertools
 import logging
 import random
 import time
@@ -23,6 +25,7 @@ from typing import Any
 import aiohttp
 
 from gamevm.providers.base import ErrorReason, ProviderError
+from gamevm.providers.priority import current_priority
 
 log = logging.getLogger(__name__)
 
@@ -31,39 +34,105 @@ MAX_ERROR_TEXT = 300
 
 
 class TokenBucket:
-    """At most `per_minute` requests in any 60-second window, with a small burst.
+    """The provider's shared request budget: at most `per_minute` requests in any 60 s.
 
-    The bucket holds `burst` tokens and refills at (per_minute - burst) / 60 per second, so
-    a full burst plus a minute of refill never exceeds `per_minute`.
+    One bucket per provider account, shared by every call of every VM. It holds `burst`
+    tokens and refills at (per_minute - burst) / 60 per second, so a full burst plus a
+    minute of refill never exceeds `per_minute`. Waiters are served by priority (see
+    `gamevm.providers.priority`: observation before placement before creates), first come
+    first served within a priority, so a thousand queued creates never hold up the one list
+    call that observes every VM. A 429 from the server (`slow_down`) pauses the whole
+    bucket for the Retry-After and halves its rate, which then recovers step by step: the
+    account is over its limit, not one VM.
     """
 
+    RECOVERY_STEP = 0.05
+    """Share of the nominal rate regained per granted token after a slow-down."""
+    MIN_RATE_SHARE = 0.1
+
     def __init__(self, per_minute: int, *, clock: Callable[[], float] = time.monotonic) -> None:
-        self.burst = max(1, per_minute // 10)
-        self.rate = max(per_minute - self.burst, 1) / 60.0
+        self.per_minute = per_minute
+        self.burst = max(1, per_minute // 50)
+        self.nominal_rate = max(per_minute - self.burst, 1) / 60.0
+        self.rate = self.nominal_rate
         self._tokens = float(self.burst)
         self._clock = clock
         self._updated = clock()
-        self._lock = asyncio.Lock()
+        self._paused_until = 0.0
+        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._seq = itertools.count()
+        self._dispatcher: asyncio.Task[None] | None = None
+        self.slowdowns = 0
+        """How often a 429 slowed the bucket (for tests and metrics)."""
 
     def _refill(self) -> None:
         now = self._clock()
-        self._tokens = min(self.burst, self._tokens + (now - self._updated) * self.rate)
+        if now < self._paused_until:
+            self._updated = now
+            return
+        start = max(self._updated, self._paused_until)
+        self._tokens = min(self.burst, self._tokens + max(0.0, now - start) * self.rate)
         self._updated = now
 
     def delay_for_next(self) -> float:
         """Seconds until one token is available (0 when one is)."""
         self._refill()
+        pause = max(0.0, self._paused_until - self._clock())
+        if pause > 0:
+            return pause + (0.0 if self._tokens >= 1 else (1 - self._tokens) / self.rate)
         return 0.0 if self._tokens >= 1 else (1 - self._tokens) / self.rate
 
-    async def acquire(self) -> None:
-        """Take one token, sleeping until one is available."""
-        async with self._lock:
+    def _take(self) -> None:
+        # May dip a hair below zero from float rounding; the next wait accounts for it.
+        self._tokens -= 1
+        if self.rate < self.nominal_rate:
+            self.rate = min(self.nominal_rate, self.rate + self.nominal_rate * self.RECOVERY_STEP)
+
+    async def acquire(self, priority: int | None = None) -> None:
+        """Take one token, waiting (by priority, then arrival) until one is available."""
+        prio = current_priority() if priority is None else priority
+        if not self._waiters and self.delay_for_next() == 0:
+            self._take()
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiters, (prio, next(self._seq), future))
+        if self._dispatcher is None or self._dispatcher.done():
+            self._dispatcher = asyncio.create_task(self._dispatch())
+        try:
+            await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled():
+                self._tokens += 1  # granted just as the caller gave up: give it back
+            raise
+
+    async def _dispatch(self) -> None:
+        while self._waiters:
             wait = self.delay_for_next()
             if wait > 0:
                 await asyncio.sleep(wait)
-                self._refill()
-            # May dip a hair below zero from float rounding; the next wait accounts for it.
-            self._tokens -= 1
+                continue
+            while self._waiters and self._waiters[0][2].done():
+                heapq.heappop(self._waiters)  # cancelled while waiting
+            if not self._waiters:
+                return
+            _, _, future = heapq.heappop(self._waiters)
+            self._take()
+            future.set_result(None)
+
+    def slow_down(self, retry_after: float | None) -> None:
+        """The server said 429: pause every caller and halve the rate."""
+        self.slowdowns += 1
+        pause = retry_after if retry_after is not None else 60.0 / self.per_minute
+        self._refill()
+        self._paused_until = max(self._paused_until, self._clock() + pause)
+        self._tokens = min(self._tokens, 0.0)
+        self.rate = max(self.nominal_rate * self.MIN_RATE_SHARE, self.rate / 2)
+        log.info(
+            "%d requests/min budget: 429, paused %.1fs, now %.0f/min",
+            self.per_minute,
+            pause,
+            self.rate * 60,
+        )
 
 
 def full_jitter(attempt: int, base: float, cap: float, rng: random.Random | None = None) -> float:
@@ -187,6 +256,9 @@ class JsonHttpClient:
                 await self._backoff(attempt, None, type(exc).__name__)
                 attempt += 1
                 continue
+            if response.status == 429:
+                # The account is over its limit: every caller slows down, not just this one.
+                self._bucket.slow_down(parse_retry_after(response.headers.get("Retry-After")))
             if response.status not in RETRYABLE_STATUSES or attempt >= self._policy.retries:
                 return response
             if response.status != 429 and not idempotent:

@@ -36,6 +36,11 @@ class MeteredProvider:
         with metrics.provider_call(self.name, "observe"):
             return await self._inner.observe(instance_id)
 
+    async def list_instances(self) -> list[Instance] | None:
+        """Counted `list_instances`."""
+        with metrics.provider_call(self.name, "list"):
+            return await self._inner.list_instances()
+
     async def start(self, instance_id: str) -> None:
         """Counted `start`."""
         with metrics.provider_call(self.name, "start"):

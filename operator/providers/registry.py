@@ -61,6 +61,10 @@ class UnconfiguredProvider:
         """Raises MissingCredentials."""
         raise self._raise()
 
+    async def list_instances(self) -> list[Instance] | None:
+        """Raises MissingCredentials."""
+        raise self._raise()
+
     async def start(self, instance_id: str) -> None:
         """Raises MissingCredentials."""
         raise self._raise()

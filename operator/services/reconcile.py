@@ -50,6 +50,30 @@ def instance_name(uid: str) -> str:
     return f"{INSTANCE_NAME_PREFIX}{uid.split('-', maxsplit=1)[0]}-{digest}"
 
 
+def known_instance(status: GameVMStatus) -> Instance | None:
+    """The running instance as status last recorded it (IP included), or None.
+
+    After a restart this spares one per-instance provider look per running VM: the shared
+    list says whether it still runs, status says where (`gamevm.providers.budget.seed`).
+    """
+    if (
+        status.phase is not VMStatus.RUNNING
+        or not status.provider_instance_id
+        or not status.ip_address
+    ):
+        return None
+    return Instance(
+        instance_id=status.provider_instance_id,
+        name=status.instance_name or "",
+        state=InstanceState.RUNNING,
+        ip_address=status.ip_address,
+        region=status.region,
+        price_per_hour=status.cost_per_hour,
+        configured=status.cloudypad_configured,
+        metadata={k: str(v) for k, v in status.provider_metadata.items()},
+    )
+
+
 @dataclass(frozen=True)
 class Event:
     """A Kubernetes Event to post on the GameVM."""

@@ -208,6 +208,17 @@ class CloudyPadProvider:
             raise self._error(what, result)
         return parse_get(parse_json_output(result.stdout, what), instance_id)
 
+    async def list_instances(self) -> list[Instance] | None:
+        """None: no list call serves observation here.
+
+        `cloudypad list` (0.45.1) prints instance names only, read from the local state
+        folder: it could tell which instances exist, but every state, IP and `configured`
+        flag still needs one `get <name>` per instance, and `get` of a missing name already
+        answers "not found" from the same local state. So observation stays one `get` per
+        VM, and the budget layer bounds how many CLI runs go at once.
+        """
+        return None
+
     async def create(self, spec: CreateSpec) -> Instance:
         """Return the named instance if it exists; else run `create` and `get` it.
 

@@ -37,6 +37,7 @@ from gamevm.providers.tensordock.api import (
     is_already_gone,
     is_already_in_state,
     is_gone_status,
+    map_status,
     parse_hostnodes,
     parse_instance,
     parse_instance_list,
@@ -122,6 +123,20 @@ class TensorDockProvider:
                 return await self.observe(summary.id)
         return None
 
+    async def list_instances(self) -> list[Instance] | None:
+        """GET /instances: id, name and state of every instance (the list has no IP)."""
+        body = await self._get_json("instances", "list instances")
+        return [
+            Instance(
+                instance_id=summary.id,
+                name=summary.name,
+                state=map_status(summary.status),
+                metadata={"status": summary.status},
+            )
+            for summary in parse_instance_list(body)
+            if not is_gone_status(summary.status)
+        ]
+
     async def create(self, spec: CreateSpec) -> Instance:
         """Find by name first, then POST /instances; look again after an ambiguous failure.
 
@@ -130,9 +145,11 @@ class TensorDockProvider:
         """
         attempt = 0
         while True:
-            existing = await self.find(spec.name)
-            if existing is not None:
-                return existing
+            # The budget layer found the name absent in a fresh list: skip the first look.
+            if attempt > 0 or not spec.absent_checked:
+                existing = await self.find(spec.name)
+                if existing is not None:
+                    return existing
             try:
                 return await self._post_instance(spec)
             except ProviderError as exc:

@@ -62,16 +62,37 @@ def known_instance(status: GameVMStatus) -> Instance | None:
         or not status.ip_address
     ):
         return None
+    metadata = {k: str(v) for k, v in status.provider_metadata.items()}
     return Instance(
         instance_id=status.provider_instance_id,
         name=status.instance_name or "",
         state=InstanceState.RUNNING,
         ip_address=status.ip_address,
+        ports=parse_ports(metadata.pop(PORTS_METADATA_KEY, "")),
         region=status.region,
         price_per_hour=status.cost_per_hour,
         configured=status.cloudypad_configured,
-        metadata={k: str(v) for k, v in status.provider_metadata.items()},
+        metadata=metadata,
     )
+
+
+PORTS_METADATA_KEY = "port_forwards"
+"""providerMetadata key of the port forwards ('internal:external ...')."""
+
+
+def format_ports(ports: Mapping[int, int]) -> str:
+    """{47989: 40001} -> '47989:40001' (sorted, space-separated)."""
+    return " ".join(f"{i}:{e}" for i, e in sorted(ports.items()))
+
+
+def parse_ports(text: str) -> dict[int, int]:
+    """The inverse of format_ports; malformed pairs are skipped."""
+    ports = {}
+    for pair in text.split():
+        internal, _, external = pair.partition(":")
+        if internal.isdigit() and external.isdigit():
+            ports[int(internal)] = int(external)
+    return ports
 
 
 @dataclass(frozen=True)
@@ -563,6 +584,9 @@ class Reconciler:
             st.cost_per_hour = round(instance.price_per_hour, 4)
         st.cloudypad_configured = instance.configured
         st.provider_metadata = dict(instance.metadata)
+        if instance.ports:
+            # Kept so a restarted operator can reach Wolf without asking the provider again.
+            st.provider_metadata[PORTS_METADATA_KEY] = format_ports(instance.ports)
 
     @staticmethod
     def _set(

@@ -335,3 +335,20 @@ def test_bucket_stays_under_its_limit_in_any_minute() -> None:
     worst = max(sum(1 for t in granted if s <= t < s + 60) for s in granted)
     assert worst <= 100
     assert len(granted) >= 290
+
+
+def test_status_keeps_what_a_restarted_operator_needs_to_reach_wolf() -> None:
+    from gamevm.models.enums import VMStatus
+    from gamevm.models.gamevm import GameVMStatus
+    from gamevm.services.reconcile import Reconciler, known_instance
+
+    status = GameVMStatus(phase=VMStatus.RUNNING, provider_instance_id="id-1", ip_address="1.2.3.4")
+    Reconciler._apply_instance(
+        status,
+        Instance("id-1", "vm", InstanceState.RUNNING, ip_address="1.2.3.4", ports={47989: 40001}),
+    )
+    status.phase = VMStatus.RUNNING
+    known = known_instance(status)
+    assert known is not None
+    assert known.wolf_http_port == 40001
+    assert known.ip_address == "1.2.3.4"

@@ -26,13 +26,16 @@ from gamevm.mirror.repository import Mirror
 from gamevm.mirror.writes import Outcome, write_vm
 from gamevm.models.documents import EMULATOR_CONFIG_COLLECTION, VM_COLLECTION, VMDocument
 from tests.fixtures.mongo import (
+    EXPECTED_CAPABILITIES,
+    ISOLATED_CONDITIONAL_UPDATES,
+    ON_EVERY_MONGO_SERVER,
     SECRET_VALUES,
     MongoServer,
     emulator_config_body,
     gamevm_body,
 )
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, ON_EVERY_MONGO_SERVER]
 
 Client = AsyncMongoClient[dict[str, Any]]
 RETENTION = 10 * 365 * 24 * 3600  # the sample objects are dated 2026-11-26
@@ -73,17 +76,32 @@ async def _indexes(client: Client, db: str, collection: str) -> dict[str, dict[s
 async def test_indexes_have_the_seed_options(
     mirror: Mirror, mongo_client: Client, mongo_db_name: str, mongo_server: MongoServer
 ) -> None:
+    expected = EXPECTED_CAPABILITIES[mongo_server.kind]
+    found = mirror.capabilities
+    assert found is not None
+    assert (found.ttl, found.partial_filter, found.unique) == (
+        expected.ttl,
+        expected.partial_filter,
+        expected.unique,
+    )
     vms = await _indexes(mongo_client, mongo_db_name, VM_COLLECTION)
     assert dict(vms[VM_ID_INDEX]["key"]) == {"vm_id": 1}
     assert vms[VM_ID_INDEX]["unique"] is True
     assert dict(vms[STATUS_USER_INDEX]["key"]) == {"status": 1, "user_id": 1}
     assert dict(vms[CONSOLE_PROVIDER_INDEX]["key"]) == {"console_type": 1, "provider": 1}
+    configs = await _indexes(mongo_client, mongo_db_name, EMULATOR_CONFIG_COLLECTION)
+    assert configs[CONSOLE_TYPE_INDEX]["unique"] is True
+    # The expiry index exists exactly where the server can hold it; elsewhere the operator
+    # purges (tests/e2e/test_mirror_degraded.py).
+    assert mirror.stats.ttl_index is expected.expiry_by_server
+    assert mirror.purging is not expected.expiry_by_server
+    if not expected.expiry_by_server:
+        assert TTL_INDEX not in vms
+        assert len(vms) == 4  # _id plus the three
+        return
     assert dict(vms[TTL_INDEX]["key"]) == {"created_at": 1}
     assert vms[TTL_INDEX]["expireAfterSeconds"] == RETENTION
     assert dict(vms[TTL_INDEX]["partialFilterExpression"]) == {"status": "terminated"}
-    configs = await _indexes(mongo_client, mongo_db_name, EMULATOR_CONFIG_COLLECTION)
-    assert configs[CONSOLE_TYPE_INDEX]["unique"] is True
-    assert mirror.stats.ttl_index
 
     # Idempotent, and a changed retention is applied to the existing index.
     again = Mirror(mongo_server.uri, mongo_db_name, retention_seconds=RETENTION * 2)
@@ -133,8 +151,17 @@ async def test_lifecycle_is_mirrored_field_for_field(
 async def test_stale_write_guard_under_concurrent_updates(
     mirror: Mirror, mongo_server: MongoServer, mongo_db_name: str
 ) -> None:
-    """Four clients race 200 versions of 5 VMs in random order: the newest always stays."""
-    clients: list[Client] = [AsyncMongoClient(mongo_server.uri, tz_aware=True) for _ in range(4)]
+    """Four clients race 200 versions of 5 VMs in random order: the newest always stays.
+
+    FerretDB 1.24 does not isolate a conditional update from a concurrent one on the same
+    document (measured: 1 lost update in 5 runs of this race), so there the versions come
+    in random order one at a time, which is how the mirror writes a key (one in flight per
+    key, see writer.py); docs/mongodb-compat.md says what that leaves open.
+    """
+    isolated = ISOLATED_CONDITIONAL_UPDATES[mongo_server.kind]
+    clients: list[Client] = [
+        AsyncMongoClient(mongo_server.uri, tz_aware=True) for _ in range(4 if isolated else 1)
+    ]
     try:
         writes = [
             (uid, version, random.choice(clients))
@@ -150,7 +177,11 @@ async def test_stale_write_guard_under_concurrent_updates(
             # The delivery stamp orders the writes (here: the version's own number).
             await write_vm(client[mongo_db_name][VM_COLLECTION], _vm(body), version)
 
-        await asyncio.gather(*(write(*args) for args in writes))
+        if isolated:
+            await asyncio.gather(*(write(*args) for args in writes))
+        else:
+            for args in writes:
+                await write(*args)
         for n in range(5):
             stored = await mirror.get_vm(f"race-{n}")
             assert stored is not None

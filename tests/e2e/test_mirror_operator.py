@@ -12,11 +12,12 @@ from gamevm.mirror.documents import seed_content, stored_fields
 from gamevm.mirror.mapping import config_document_from, vm_document_from
 from gamevm.models.documents import EMULATOR_CONFIG_COLLECTION, VM_COLLECTION
 from tests.fixtures.chaos import MirroredOperator
+from tests.fixtures.mongo import EXPECTED_CAPABILITIES, ON_EVERY_MONGO_SERVER
 from tests.fixtures.operator_env import GameVMs
 from tests.fixtures.stack import Kubectl
 from tests.unit.test_models_support import SEED_VM_DOCUMENT_FIELDS
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, ON_EVERY_MONGO_SERVER]
 
 
 def _stored(client: MongoClient[dict[str, Any]], db: str, vm_id: str) -> dict[str, Any] | None:
@@ -91,6 +92,8 @@ def test_gamevm_lifecycle_mirrored_field_for_field(
         assert config is not None
         assert seed_content(config) == stored_fields(config_document_from(config_body))
 
+        _assert_degradation_reported(mirrored_operator, kubectl, port)
+
         gamevms.delete("mirrored")
         gamevms.wait_gone("mirrored", timeout=60)
         deadline = time.monotonic() + 30
@@ -103,3 +106,32 @@ def test_gamevm_lifecycle_mirrored_field_for_field(
             raise AssertionError("deleted GameVM not terminated in the mirror")
     finally:
         mongo.close()
+
+
+def _assert_degradation_reported(
+    mirrored_operator: MirroredOperator, kubectl: Kubectl, port: int
+) -> None:
+    """A server without TTL or partial indexes is reported: gauge, log line, Event."""
+    kind = mirrored_operator.mongo.kind
+    expected_missing = {c.value for c in EXPECTED_CAPABILITIES[kind].missing}
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        exposition = response.read().decode()
+    for capability in ("ttl", "partial_filter", "unique"):
+        value = 1.0 if capability in expected_missing else 0.0
+        assert f'gamevm_mirror_degraded{{capability="{capability}"}} {value}' in exposition
+    log = mirrored_operator.op.process.log_text()
+    assert log.count("mirror degraded on") == len(expected_missing)
+    if not expected_missing:
+        return
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        events = json.loads(
+            kubectl(
+                "get", "events", "-A", "--field-selector", "reason=MirrorDegraded", "-o", "json"
+            ).stdout
+        )["items"]  # fmt: skip
+        told = [e for e in events if e["involvedObject"]["kind"] == "EmulatorConfig"]
+        if any("no TTL indexes" in e["message"] for e in told):
+            return
+        time.sleep(0.5)
+    raise AssertionError("no MirrorDegraded Event on the EmulatorConfigs")

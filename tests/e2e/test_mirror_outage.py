@@ -12,9 +12,9 @@ from gamevm.mirror.mapping import terminated_vm_document_from, vm_document_from
 from gamevm.mirror.repository import Mirror
 from gamevm.mirror.resync import ResyncSnapshot
 from gamevm.models.documents import VM_COLLECTION, VMDocument
-from tests.fixtures.mongo import MongoServer, gamevm_body
+from tests.fixtures.mongo import ON_EVERY_MONGO_SERVER, MongoServer, gamevm_body
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, ON_EVERY_MONGO_SERVER]
 
 Client = AsyncMongoClient[dict[str, Any]]
 CONVERGE_TIMEOUT = 60.0

@@ -1,6 +1,9 @@
 """What the mirror needs from the MongoDB-compatible server, checked with PyMongo's async client.
 
-Every test here must also pass on real MongoDB (GAMEVM_MONGO_BIN=/path/to/mongod).
+Runs on SecantusDB and on FerretDB 1.24.2 over PostgreSQL (tests/fixtures/mongo.py); every
+test here must also pass on real MongoDB (GAMEVM_MONGO_BIN=/path/to/mongod). Where a server
+lacks a feature (EXPECTED_CAPABILITIES), the test checks that it refuses it plainly, so the
+mirror's probe sees the gap and degrades (tests/e2e/test_mirror_degraded.py).
 """
 
 import asyncio
@@ -13,7 +16,11 @@ from pymongo import ASCENDING, AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
-pytestmark = pytest.mark.e2e
+from gamevm.mirror.errors import is_retryable
+from gamevm.mirror.ordering import not_newer_than
+from tests.fixtures.mongo import EXPECTED_CAPABILITIES, ON_EVERY_MONGO_SERVER, MongoServer
+
+pytestmark = [pytest.mark.e2e, ON_EVERY_MONGO_SERVER]
 
 Client = AsyncMongoClient[dict[str, Any]]
 
@@ -57,8 +64,21 @@ async def _wait_for_ttl_pass(client: Client, col: AsyncCollection[dict[str, Any]
         await asyncio.sleep(0.5)
 
 
-async def test_ttl_index_with_partial_filter(mongo_client: Client, mongo_db_name: str) -> None:
+async def test_ttl_index_with_partial_filter(
+    mongo_client: Client, mongo_db_name: str, mongo_server: MongoServer
+) -> None:
     col = _collection(mongo_client, mongo_db_name)
+    if not EXPECTED_CAPABILITIES[mongo_server.kind].expiry_by_server:
+        # Refused with a final error (not "try again"), so the mirror's probe degrades.
+        for option in (
+            {"expireAfterSeconds": 5},
+            {"partialFilterExpression": {"status": "terminated"}},
+        ):
+            with pytest.raises(OperationFailure) as refused:
+                await col.create_index([("created_at", ASCENDING)], **option)
+            assert not is_retryable(refused.value)
+        assert "created_at_1" not in await _indexes(col)
+        return
     for _ in range(2):  # idempotent: the same spec twice is not an error
         await col.create_index(
             [("created_at", ASCENDING)],
@@ -143,3 +163,22 @@ async def test_stale_write_guard_filters(mongo_client: Client, mongo_db_name: st
     )
     deleted = await col.delete_many({"vm_id": {"$nin": ["a", "b"]}})
     assert deleted.deleted_count == 1
+
+
+async def test_stamp_guard_matches_missing_and_older(
+    mongo_client: Client, mongo_db_name: str
+) -> None:
+    """The mirror's order filter ($not/$gte) matches a missing stamp (documents of older
+    operator versions) and lower stamps; equality on the opaque resourceVersion ($ne)."""
+    col = _collection(mongo_client, mongo_db_name)
+    await col.insert_many(
+        [
+            {"vm_id": "old", "source_version": "7"},
+            {"vm_id": "low", "mirror_seq": 5, "source_version": "8"},
+            {"vm_id": "high", "mirror_seq": 50, "source_version": "9"},
+        ]
+    )
+    matched = sorted([doc["vm_id"] async for doc in col.find(not_newer_than(10))])
+    assert matched == ["low", "old"]
+    same = await col.count_documents({"vm_id": "low", "source_version": {"$ne": "8"}})
+    assert same == 0

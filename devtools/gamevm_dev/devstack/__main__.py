@@ -15,6 +15,7 @@ ALL_BINARIES = (
     binaries.KUBE_APISERVER,
     binaries.KUBE_CONTROLLER_MANAGER,
     binaries.KUBECTL,
+    binaries.FERRETDB,  # the tests' second Mongo-wire server (ferretdb.py)
 )
 
 
@@ -37,6 +38,9 @@ def main(argv: list[str] | None = None) -> int:
         print("mongo: pending (gamevm_dev.devstack.mongo not there yet)")
     else:
         print(f"mongo: {mongo.mongo_binary()}")
+    from gamevm_dev.devstack import ferretdb
+
+    print(f"postgres: {ferretdb.postgres_bin_dir()}")
     print(f"[dev] binaries ready in {time.monotonic() - started:.1f}s", file=sys.stderr)
     return 0
 

@@ -6,7 +6,9 @@ KUBEBUILDER_ASSETS, then PATH, then the cache folder (~/.cache/gamevm/bin or
 GAMEVM_BIN_DIR); kube-apiserver, kube-controller-manager and kubectl are built
 there with the machine's Go by hack/build-kube.sh when nothing is found, and etcd by
 hack/build-etcd.sh (a wrapper module pinned to etcd 3.6.16), so a fresh machine needs
-only Go: no system etcd.
+only Go: no system etcd. FerretDB (the second Mongo-wire server of the tests, see
+ferretdb.py) is built by hack/build-ferretdb.sh; it is looked up only in GAMEVM_FERRETDB and
+the cache, never on PATH (the wrapper's flags are ours).
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ script's own default only matters when it is run by hand)."""
 REPO_ROOT = Path(__file__).resolve().parents[3]
 BUILD_SCRIPT = REPO_ROOT / "hack" / "build-kube.sh"
 ETCD_BUILD_SCRIPT = REPO_ROOT / "hack" / "build-etcd.sh"
+FERRETDB_BUILD_SCRIPT = REPO_ROOT / "hack" / "build-ferretdb.sh"
+_OWN_SCRIPTS = {"etcd": ETCD_BUILD_SCRIPT, "ferretdb": FERRETDB_BUILD_SCRIPT}
+"""Binaries built by their own script (the rest by hack/build-kube.sh)."""
 
 Progress = Callable[[str], None]
 _HEARTBEAT_SECONDS = 30.0
@@ -43,6 +48,8 @@ class BinarySpec:
     env_var: str
     buildable: bool
     install_hint: str
+    search_path: bool = True
+    """Also look in KUBEBUILDER_ASSETS and PATH (not for our own wrapper binaries)."""
 
 
 KUBE_APISERVER = BinarySpec(
@@ -72,6 +79,14 @@ ETCD = BinarySpec(
     install_hint="install Go 1.24+ so hack/build-etcd.sh can build it, "
     "or set GAMEVM_ETCD to an etcd 3.4.22+ binary",
 )
+FERRETDB = BinarySpec(
+    "ferretdb",
+    "GAMEVM_FERRETDB",
+    buildable=True,
+    install_hint="install Go 1.24+ so hack/build-ferretdb.sh can build it, or set "
+    "GAMEVM_FERRETDB to a binary built from hack/ferretdb",
+    search_path=False,
+)
 
 
 def bin_dir() -> Path:
@@ -95,9 +110,9 @@ def find_existing(spec: BinarySpec) -> Path | None:
             )
         return path
     assets = os.environ.get("KUBEBUILDER_ASSETS")
-    if assets and _executable(Path(assets) / spec.name):
+    if spec.search_path and assets and _executable(Path(assets) / spec.name):
         return Path(assets) / spec.name
-    on_path = shutil.which(spec.name)
+    on_path = shutil.which(spec.name) if spec.search_path else None
     if on_path:
         return Path(on_path)
     cached = bin_dir() / spec.name
@@ -126,12 +141,14 @@ _TYPICAL_BUILD_SECONDS = {
     "kube-apiserver": 270,
     "kube-controller-manager": 165,
     "kubectl": 45,
+    "ferretdb": 115,
 }
 
 
 def build(names: list[str], progress: Progress) -> None:
-    """Build the missing binaries into the cache folder: etcd with hack/build-etcd.sh,
-    the Kubernetes ones with hack/build-kube.sh."""
+    """Build the missing binaries into the cache folder: etcd and ferretdb with their own
+    scripts (hack/build-etcd.sh, hack/build-ferretdb.sh), the Kubernetes ones with
+    hack/build-kube.sh."""
     if shutil.which("go") is None:
         raise BinaryNotFoundError(
             f"{', '.join(names)} not found and `go` is not on PATH to build "
@@ -147,9 +164,10 @@ def build(names: list[str], progress: Progress) -> None:
         f"time, cached afterwards (log: {target / 'build.log'})"
     )
     started = time.monotonic()
-    kube = [name for name in names if name != "etcd"]
-    if "etcd" in names:
-        _run_build([str(ETCD_BUILD_SCRIPT), str(target)], ["etcd"], started, expected, progress)
+    kube = [name for name in names if name not in _OWN_SCRIPTS]
+    for name, script in _OWN_SCRIPTS.items():
+        if name in names:
+            _run_build([str(script), str(target)], [name], started, expected, progress)
     if kube:
         _run_build([str(BUILD_SCRIPT), str(target), *kube], kube, started, expected, progress)
     progress(f"built {', '.join(names)} in {time.monotonic() - started:.0f}s")

@@ -1,15 +1,24 @@
 # The README's two commands: `make dev` (local stack + operator) and `make test`.
 SHELL := /bin/bash
+PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 
-.PHONY: install relink binaries lint types crds-check unit e2e test dev dev-down dev-status bench clean
+.PHONY: prereqs prereqs-python install relink binaries lint types crds-check unit e2e test dev \
+	dev-down dev-status bench image image-test deploy clean
 
-install: $(VENV)/.installed
+# Python 3.11+, Go and Node: each missing one is named in one line with what to install.
+prereqs:
+	@PYTHON=$(PYTHON) hack/prereqs.sh all
+
+prereqs-python:
+	@PYTHON=$(PYTHON) hack/prereqs.sh python
+
+install: prereqs-python $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml setup.py devtools/pyproject.toml
-	python3 -m venv $(VENV)
+	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	@$(BIN)/pip install -q -e '.[dev]' --config-settings editable_mode=strict \
 		> $(VENV)/install.log 2>&1 || { cat $(VENV)/install.log; exit 1; }
@@ -26,7 +35,7 @@ relink: install
 
 # etcd, kube-apiserver, kube-controller-manager, kubectl and the test MongoDB: found or
 # built once into ~/.cache/gamevm, with progress and time left on stderr.
-binaries: relink
+binaries: prereqs relink
 	$(BIN)/gamevm-dev prefetch
 
 lint: relink
@@ -46,10 +55,10 @@ unit: relink
 e2e: binaries
 	$(BIN)/pytest -m e2e -q
 
-test: lint types crds-check binaries
+test: prereqs lint types crds-check binaries
 	$(BIN)/pytest -q
 
-dev: relink
+dev: prereqs relink
 	$(BIN)/gamevm-dev up
 
 dev-down: relink
@@ -60,6 +69,25 @@ dev-status: relink
 
 bench: relink
 	$(PY) bench/run.py $(BENCH_ARGS)
+
+# The operator image (Dockerfile; IMAGE_TARGET=cloudypad adds the CloudyPad CLI) built
+# with buildah (vfs storage, chroot isolation: no daemon). BASE_IMAGE=local builds on a
+# locally made Debian bookworm root instead of the digest-pinned python base (hack/image/).
+IMAGE ?= gamevm-operator:0.1.0
+IMAGE_TARGET ?= operator
+BASE_IMAGE ?=
+image:
+	hack/image/build.sh "$(IMAGE)" "$(IMAGE_TARGET)" "$(BASE_IMAGE)"
+
+# Runs the built image as uid 65532 with a read-only root filesystem against the local
+# stack's API server and checks /healthz and a GameVM reaching `running`.
+image-test: relink
+	$(BIN)/python -m gamevm_dev.imagetest --image "$(IMAGE)"
+
+# kubectl apply of the base (or OVERLAY) with the image you pushed: IMG=<registry>/<name>:<tag>.
+OVERLAY ?= manifests
+deploy:
+	hack/deploy.sh "$(IMG)" "$(OVERLAY)"
 
 clean:
 	rm -rf $(VENV) build devtools/build *.egg-info devtools/*.egg-info .mypy_cache .ruff_cache .pytest_cache

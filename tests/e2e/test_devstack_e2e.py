@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -218,6 +219,10 @@ def test_dev_up_status_down(dev_state: Path, kube_stack: KubeStack) -> None:
         assert line.startswith(("export ", "#")), line
     for step in ("etcd", "kube-apiserver", "kube-controller-manager", "crds"):
         assert f"[dev] {step}: " in up.stderr
+    # Progress: how many steps, time elapsed and what remains after each one.
+    assert re.search(r"\[dev\] \d+ steps: etcd, kube-apiserver", up.stderr), up.stderr
+    assert re.search(r"\[dev\] etcd: .* \(1/\d+, \d+s elapsed; next: kube-apiserver", up.stderr)
+    assert re.search(r"\(\d+/\d+, \d+s elapsed; done\)", up.stderr), up.stderr
 
     gvms = subprocess.run(
         [str(kube_stack.kubectl_path), "get", "gamevms", "-A"],

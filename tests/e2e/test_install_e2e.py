@@ -3,9 +3,9 @@ its RBAC lets the operator's ServiceAccount do, and the operator doing its whole
 with nothing but that ServiceAccount's token.
 
 The Namespace and the RBAC objects are applied for real (the `can-i` checks need
-them); the rest only as a server-side dry run: the example Secrets would replace
-credentials that other tests put in gamevm-system, and no test needs the
-Deployment to exist (there is no kubelet here to run it).
+them); the rest only as a server-side dry run: no test needs the Deployment to exist
+(there is no kubelet here to run it). The install holds no Secret, so applying it never
+touches the credentials other tests put in gamevm-system.
 """
 
 import asyncio
@@ -80,6 +80,30 @@ def test_pod_security_check_catches_a_weakened_pod(
     container["securityContext"]["allowPrivilegeEscalation"] = True
     result = kubectl("apply", "--dry-run=server", "-f", "-", input=yaml.safe_dump(weakened))
     assert "would violate PodSecurity" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("overlay", ["manifests", "deploy/example"])
+def test_make_deploy_applies_with_the_given_image(
+    kube_stack: KubeStack, installed_rbac: list[dict[str, Any]], overlay: str
+) -> None:
+    """`make deploy IMG=...` (hack/deploy.sh) against the API server (server-side dry
+    run): the base and the example overlay (with the CloudyPad component's PVC) are
+    accepted, nothing of it is a Secret, and the restricted Pod Security check is met."""
+    image = "registry.example.com/team/gamevm-operator:9.9.9"
+    result = subprocess.run(
+        ["bash", str(ROOT / "hack" / "deploy.sh"), image, str(ROOT / overlay)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+        env=kube_stack.env({"DRY_RUN": "server", "KUBECTL": str(kube_stack.kubectl_path)}),
+    )
+    assert result.returncode == 0, result.stderr
+    assert "deployment.apps/gamevm-operator" in result.stdout
+    assert "secret/" not in result.stdout
+    assert "PodSecurity" not in result.stderr, result.stderr
+    if overlay == "deploy/example":
+        assert "persistentvolumeclaim/gamevm-cloudypad-state" in result.stdout
 
 
 def can_i(kubectl: Kubectl, *args: str) -> bool:

@@ -1,9 +1,10 @@
 """Image checks without a Docker engine: hadolint plus the properties the image must have.
 
-There is no Docker daemon on the development machines or in CI, so the image is
-never built here. These tests pin down what a build would produce: a pinned
-base, a hash-locked dependency install in a builder stage, only the virtualenv
-in the final stage, a numeric non-root user and an exec-form entrypoint.
+These tests pin down what a build produces without building it (`make image` and
+`make image-test` build and run it where buildah is installed): a pinned base, a
+hash-locked dependency install in a builder stage, only the virtualenv in the final
+stage, a numeric non-root user and an exec-form entrypoint; the same for the
+`cloudypad` target.
 """
 
 import ast
@@ -108,13 +109,63 @@ def test_hadolint_passes() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def python_stages(stages: list[Stage]) -> list[Stage]:
+    """The builder and the default target (`operator`), leaving out the CloudyPad target."""
+    return [stage for stage in stages if stage.name != "cloudypad"]
+
+
 def test_multi_stage_on_one_pinned_slim_python_311_base(stages: list[Stage]) -> None:
     assert len(stages) >= 2
+    assert stages[-1].name == "operator", "the default target (last stage) is the operator"
     pinned = re.compile(r"^python:3\.11\.\d+-slim(-\w+)?@sha256:[0-9a-f]{64}$")
-    for stage in stages:
+    for stage in python_stages(stages):
         assert pinned.match(stage.base), f"base not pinned by version and digest: {stage.base}"
     # The virtualenv links to the interpreter: builder and final must be the same image.
-    assert len({stage.base for stage in stages}) == 1
+    assert len({stage.base for stage in python_stages(stages)}) == 1
+
+
+def cloudypad_stage(stages: list[Stage]) -> Stage:
+    (stage,) = [s for s in stages if s.name == "cloudypad"]
+    return stage
+
+
+def test_cloudypad_target_is_the_official_image_at_the_tested_cli_version(
+    stages: list[Stage],
+) -> None:
+    from gamevm_dev.simulators.cloudypad_cli import VERSION  # the CLI surface we test against
+
+    assert cloudypad_stage(stages).base.split("@")[0] == f"crafteo/cloudypad:{VERSION}"
+
+
+def test_cloudypad_target_runs_the_operator_like_the_default(stages: list[Stage]) -> None:
+    stage, final = cloudypad_stage(stages), stages[-1]
+    assert stage.all("USER")[-1] == final.all("USER")[-1] == "65532:65532"
+    assert stage.all("ENTRYPOINT") == final.all("ENTRYPOINT")
+    runs = " ".join(stage.all("RUN"))
+    assert "--require-hashes" in runs
+    assert "--uid 65532" in runs
+    assert "pip uninstall --yes pip" in runs
+    for copy in stage.all("COPY"):  # the lock, and the operator wheel from the builder only
+        assert copy.startswith("--from=builder /wheels") or copy.startswith(
+            "docker/requirements.lock"
+        ), copy
+    env = " ".join(stage.all("ENV"))
+    for setting in ("HOME=/tmp", "PYTHONDONTWRITEBYTECODE=1", "GAMEVM_CLOUDYPAD_CLI=cloudypad"):
+        assert setting in env
+
+
+def test_cloudypad_home_is_a_volume_the_deployment_mounts(stages: list[Stage]) -> None:
+    import yaml
+
+    stage = cloudypad_stage(stages)
+    home = re.search(r"GAMEVM_CLOUDYPAD_HOME=(\S+)", " ".join(stage.all("ENV")))
+    assert home is not None
+    assert json.loads(stage.all("VOLUME")[0]) == [home.group(1)]
+    assert f"chown 65532:65532 {home.group(1)}" in " ".join(stage.all("RUN"))
+    patch = yaml.safe_load((ROOT / "deploy" / "cloudypad" / "deployment-patch.yaml").read_text())
+    (container,) = patch["spec"]["template"]["spec"]["containers"]
+    assert {"name": "GAMEVM_CLOUDYPAD_HOME", "value": home.group(1)} in container["env"]
+    assert home.group(1) in {m["mountPath"] for m in container["volumeMounts"]}
 
 
 def test_builder_installs_hash_locked_dependencies_and_a_wheel(stages: list[Stage]) -> None:

@@ -9,7 +9,6 @@ import pytest
 import yaml
 
 from gamevm.handlers.lifecycle import MASTER_KEY
-from gamevm.models.names import ACCESS_SECRET_HEARTBEAT_TOKEN
 from gamevm.providers.credentials import CREDENTIAL_KEYS
 from gamevm.services.access import MIN_MASTER_KEY_BYTES
 from gamevm.settings import Settings
@@ -83,8 +82,6 @@ def test_renders_the_complete_install(rendered: list[Manifest]) -> None:
             "ClusterRoleBinding",
             "Role",
             "RoleBinding",
-            "Secret",
-            "Secret",
             "Deployment",
             "Service",
         ]
@@ -232,22 +229,28 @@ def test_service_exposes_metrics_and_api(rendered: list[Manifest]) -> None:
     assert service["metadata"]["annotations"]["prometheus.io/path"] == "/metrics"
 
 
-def test_example_secrets_hold_placeholders_for_documented_keys(rendered: list[Manifest]) -> None:
-    credentials = find(rendered, "Secret", CREDENTIALS_SECRET)
-    mongo = find(rendered, "Secret", "gamevm-mongodb")
-    for secret in (credentials, mongo):
-        assert secret["metadata"]["annotations"]["gamevm.dev/example"] == "true"
-        assert secret["type"] == "Opaque"
-    assert set(mongo["stringData"]) == {"uri"}
-    known = {key for keys in CREDENTIAL_KEYS.values() for key in keys.all}
-    assert MASTER_KEY in credentials["stringData"]
-    assert set(credentials["stringData"]) <= known | {MASTER_KEY}
-    for value in credentials["stringData"].values():
-        assert value == "REPLACE_ME"
-    # Too short to be accepted: a published master key would expose every VM's keys.
-    assert len(credentials["stringData"][MASTER_KEY].encode()) < MIN_MASTER_KEY_BYTES
-    # The per-VM access Secrets are the operator's own; no example for them.
-    assert all(ACCESS_SECRET_HEARTBEAT_TOKEN not in s.get("stringData", {}) for s in rendered)
+def test_base_holds_no_secret(rendered: list[Manifest]) -> None:
+    # Re-applying the base (or a GitOps sync) must never overwrite real credentials: the
+    # Secrets are created once, outside the manifests (docs/operations.md, "Secrets").
+    assert [doc for doc in rendered if doc["kind"] == "Secret"] == []
+    text = "\n".join(yaml.safe_dump(doc) for doc in rendered)
+    assert "REPLACE_ME" not in text
+    assert "stringData" not in text
+
+
+def test_documented_secret_commands_create_the_keys_the_operator_reads() -> None:
+    """The `kubectl create secret` lines in docs/operations.md name the Secret and keys the
+    Deployment and the operator use."""
+    operations = (ROOT / "docs" / "operations.md").read_text()
+    assert f"create secret generic {CREDENTIALS_SECRET}" in operations
+    assert f"--from-literal={MASTER_KEY}=" in operations
+    assert "create secret generic gamevm-mongodb" in operations
+    assert "--from-literal=uri=" in operations
+    # `openssl rand -base64 48` gives 64 characters: above the operator's minimum.
+    assert "openssl rand -base64 48" in operations
+    assert MIN_MASTER_KEY_BYTES <= 64
+    assert "--from-literal=tensordock-token=" in operations
+    assert {"tensordock-token"} <= {k for keys in CREDENTIAL_KEYS.values() for k in keys.all}
 
 
 def test_namespace_enforces_restricted_pod_security(rendered: list[Manifest]) -> None:

@@ -26,6 +26,8 @@ from gamevm.models.presets import larger_preset
 from gamevm.providers.locations import load_package_json
 
 SAMPLES = Path(__file__).resolve().parents[2] / "manifests" / "samples"
+EXAMPLES = SAMPLES.parent / "examples"
+"""GameVMs that can outlive their manifest (runStrategy Always, deletionPolicy Orphan)."""
 KUSTOMIZATION = SAMPLES / "kustomization.yaml"
 DNS_1123_SUBDOMAIN = re.compile(
     r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
@@ -85,7 +87,7 @@ GAMEVM_FILES = [p for p, _ in of_kind(GAMEVM_KIND)]
 
 def test_samples_exist() -> None:
     assert len(EMULATOR_CONFIG_FILES) == 10
-    assert len(GAMEVM_FILES) >= 5
+    assert len(GAMEVM_FILES) >= 3
 
 
 @pytest.mark.parametrize("path", sample_files(), ids=lambda p: p.name)
@@ -234,10 +236,45 @@ def test_seed_switch_example_is_a_sample() -> None:
 def test_gamevm_samples_show_each_policy() -> None:
     specs = list(gamevms().values())
     assert any(s.console_type is ConsoleType.NES for s in specs)
-    assert any(s.run_strategy is RunStrategy.ALWAYS for s in specs)
-    assert any(s.deletion_policy is DeletionPolicy.ORPHAN for s in specs)
     assert any(s.provider is not None for s in specs)
     assert any(s.auto_stop_timeout == 900 for s in specs), "one sample keeps the default"
+
+
+@pytest.mark.parametrize("path", GAMEVM_FILES, ids=lambda p: p.name)
+def test_no_sample_outlives_the_samples(path: Path) -> None:
+    """`kubectl delete -k manifests/samples` terminates every VM the samples made, and an
+    idle one is auto-stopped: no Always (never auto-stopped), no Orphan (survives delete)."""
+    spec = GameVMSpec.model_validate(load(path)["spec"])
+    assert spec.run_strategy is RunStrategy.MANUAL
+    assert spec.deletion_policy is DeletionPolicy.DELETE
+
+
+def test_kustomization_warns_that_samples_provision_paid_vms() -> None:
+    header = KUSTOMIZATION.read_text()
+    assert "PAID" in header
+    assert "manifests/examples/" in header
+
+
+def example_files() -> list[Path]:
+    return sorted(EXAMPLES.glob("*.yaml"))
+
+
+def test_examples_show_the_policies_that_outlive_a_manifest() -> None:
+    specs = [GameVMSpec.model_validate(load(p)["spec"]) for p in example_files()]
+    assert any(s.run_strategy is RunStrategy.ALWAYS for s in specs)
+    assert any(s.deletion_policy is DeletionPolicy.ORPHAN for s in specs)
+    # Not a kustomization: nobody applies them all by accident.
+    assert not (EXAMPLES / "kustomization.yaml").exists()
+
+
+@pytest.mark.parametrize("path", example_files(), ids=lambda p: p.name)
+def test_example_is_valid_and_warns(path: Path) -> None:
+    document = load(path)
+    assert document["kind"] == GAMEVM_KIND
+    spec = GameVMSpec.model_validate(document["spec"])
+    assert spec.model_dump(mode="json", exclude_unset=True) == document["spec"]
+    assert path.read_text().startswith("# WARNING: this GameVM provisions a paid cloud VM")
+    assert document["metadata"]["name"] not in gamevms(), "examples and samples share no name"
 
 
 def test_gamevm_names_are_unique() -> None:

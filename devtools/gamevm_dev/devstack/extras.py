@@ -13,6 +13,7 @@ import json
 import os
 import secrets
 import sys
+import time
 from pathlib import Path
 from types import ModuleType
 from typing import ClassVar
@@ -267,10 +268,16 @@ class OperatorStep(ProcessStep):
 
 class SamplesStep(Step):
     """`kubectl apply` of manifests/samples/ (the EmulatorConfigs and sample GameVMs),
-    through its kustomization.yaml when there is one."""
+    through its kustomization.yaml when there is one; then, when the operator runs, wait
+    until every sample GameVM is `running` (progress every few seconds), so `make dev`
+    ends with the samples up. A sample that does not get there in time is named with its
+    phase and the stack stays up."""
 
     name = "samples"
     folder: ClassVar[Path] = REPO_ROOT / "manifests" / "samples"
+    running_timeout: ClassVar[float] = 180.0
+    poll_seconds: ClassVar[float] = 2.0
+    report_seconds: ClassVar[float] = 10.0
 
     def up(self, stack: Stack) -> str:
         files = sorted(self.folder.glob("*.yaml"))
@@ -278,6 +285,53 @@ class SamplesStep(Step):
             raise StepPendingError(f"no manifests in {self.folder} yet")
         if (self.folder / "kustomization.yaml").exists():
             stack.kubectl("apply", "-k", str(self.folder))
-            return f"applied {self.folder} (kustomization)"
-        stack.kubectl("apply", "-f", str(self.folder))
-        return f"applied {len(files)} manifests"
+            applied = f"applied {self.folder.name}/ (kustomization)"
+        else:
+            stack.kubectl("apply", "-f", str(self.folder))
+            applied = f"applied {len(files)} manifests"
+        operator = next((s for s in stack.steps if isinstance(s, OperatorStep)), None)
+        if operator is None or not operator.enabled:
+            return f"{applied}; no operator, not waiting for them"
+        return f"{applied}; {self._wait_running(stack)}"
+
+    def _phases(self, stack: Stack) -> dict[str, str]:
+        listed = stack.kubectl(
+            "get", "-k", str(self.folder), "-o=json", "--ignore-not-found", check=False
+        )
+        if listed.returncode != 0:
+            return {}
+        items = json.loads(listed.stdout or "{}").get("items", [])
+        return {
+            item["metadata"]["name"]: (item.get("status") or {}).get("phase") or "pending"
+            for item in items
+            if item.get("kind") == "GameVM"
+        }
+
+    def _wait_running(self, stack: Stack) -> str:
+        started = time.monotonic()
+        last_report = started
+        phases: dict[str, str] = {}
+        while time.monotonic() - started < self.running_timeout:
+            phases = self._phases(stack)
+            waiting = {name: phase for name, phase in phases.items() if phase != "running"}
+            if phases and not waiting:
+                return f"{len(phases)} GameVMs running after {time.monotonic() - started:.0f}s"
+            now = time.monotonic()
+            if now - last_report >= self.report_seconds:
+                last_report = now
+                stack.progress(
+                    f"samples: {len(phases) - len(waiting)}/{len(phases)} GameVMs running, "
+                    f"waiting for {_describe(waiting)}; {now - started:.0f}s elapsed, "
+                    f"at most {self.running_timeout - (now - started):.0f}s left"
+                )
+            time.sleep(self.poll_seconds)
+        waiting = {name: phase for name, phase in phases.items() if phase != "running"}
+        return (
+            f"{len(phases) - len(waiting)}/{len(phases)} GameVMs running after "
+            f"{self.running_timeout:.0f}s; not yet: {_describe(waiting)} "
+            "(kubectl describe gamevm NAME says why)"
+        )
+
+
+def _describe(phases: dict[str, str]) -> str:
+    return ", ".join(f"{name} ({phase})" for name, phase in sorted(phases.items()))

@@ -200,8 +200,10 @@ class Stack:
         with locked(self.root):
             self.state.exports["GAMEVM_DEV_STATE_DIR"] = str(self.root)
             steps = self._selected(only)
+            up_started = time.monotonic()
+            self.progress(f"{len(steps)} steps: {', '.join(step.name for step in steps)}")
             self.ensure_binaries({s.name: s for st in steps for s in st.required_binaries}.values())
-            for step in steps:
+            for index, step in enumerate(steps, start=1):
                 started = time.monotonic()
                 try:
                     summary = step.up(self)
@@ -215,7 +217,12 @@ class Stack:
                     self.state.save()
                 elapsed = time.monotonic() - started
                 summaries[step.name] = summary
-                self.progress(f"{step.name}: {summary} [{elapsed:.1f}s]")
+                remaining = [later.name for later in steps[index:]]
+                self.progress(
+                    f"{step.name}: {summary} [{elapsed:.1f}s] ({index}/{len(steps)}, "
+                    f"{time.monotonic() - up_started:.0f}s elapsed; "
+                    f"{'next: ' + ', '.join(remaining) if remaining else 'done'})"
+                )
         return summaries
 
     def down(self) -> list[str]:

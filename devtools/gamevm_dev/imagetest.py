@@ -190,6 +190,8 @@ def container_env(config: dict[str, Any], stack: Stack, port: int) -> dict[str, 
             "GAMEVM_HTTP_HOST": "127.0.0.1",
             "GAMEVM_HTTP_PORT": str(port),
             "GAMEVM_LOG_FORMAT": "json",
+            # The simulated VMs answer like Wolf on 127.0.0.1 (refused in production).
+            "GAMEVM_WOLF_PROBE_ALLOW_LOOPBACK": "true",
             "GAMEVM_TENSORDOCK_API_URL": stack.state.exports["GAMEVM_TENSORDOCK_API_URL"],
             "GAMEVM_MONGODB_URI": stack.state.exports.get("GAMEVM_MONGODB_URI", ""),
         }

@@ -33,7 +33,8 @@ started=$(date +%s)
 echo "[image] buildah bud ${args[*]} . (about 1 min for the operator target)" >&2
 buildah --storage-driver vfs bud "${args[@]}" . >&2
 echo "[image] built $image (target $target) in $(( $(date +%s) - started ))s" >&2
-buildah --storage-driver vfs inspect --type image \
-  --format '[image] user {{.OCIv1.Config.User}}, entrypoint {{.OCIv1.Config.Entrypoint}}, workdir {{.OCIv1.Config.WorkingDir}}' \
-  "$image" >&2
+config=$(buildah --storage-driver vfs inspect --type image --format \
+  'user {{.OCIv1.Config.User}}, entrypoint {{.OCIv1.Config.Entrypoint}}, workdir {{.OCIv1.Config.WorkingDir}}' \
+  "$image")
+echo "[image] $config" >&2
 buildah --storage-driver vfs images --format '[image] {{.Name}}:{{.Tag}} {{.Size}}' "$image" >&2

@@ -70,6 +70,26 @@ AUTOSTOPS = Counter(
     ["reason"],
     registry=REGISTRY,
 )
+PROVISIONING_TIMEOUTS = Counter(
+    "gamevm_provisioning_timeouts_total",
+    "VMs stopped because they were still creating or configuring at the EmulatorConfig's "
+    "maxProvisioningMinutes, by provider.",
+    ["provider"],
+    registry=REGISTRY,
+)
+POLICY_DENIALS = Counter(
+    "gamevm_policy_denials_total",
+    "Reconcile steps that refused a GameVM what its EmulatorConfig does not allow, by reason.",
+    ["reason"],
+    registry=REGISTRY,
+)
+COST_GUARD_REFUSALS = Counter(
+    "gamevm_cost_guard_refusals_total",
+    "Creates refused just before the call because the exact offer broke the VM's preset or "
+    "cost cap, by provider.",
+    ["provider"],
+    registry=REGISTRY,
+)
 MIRROR_PENDING_WRITES = Gauge(
     "gamevm_mirror_pending_writes",
     "Mongo mirror writes waiting to be applied.",
@@ -229,6 +249,21 @@ def provider_call(provider: object, operation: str) -> Iterator[None]:
 def count_autostop(reason: object) -> None:
     """Count one auto-stop (e.g. `idle`, `max-session`)."""
     AUTOSTOPS.labels(reason=_label(reason)).inc()
+
+
+def count_provisioning_timeout(provider: object) -> None:
+    """Count one VM stopped at its provisioning deadline."""
+    PROVISIONING_TIMEOUTS.labels(provider=_label(provider)).inc()
+
+
+def count_policy_denial(reason: object) -> None:
+    """Count one step that refused what the EmulatorConfig does not allow."""
+    POLICY_DENIALS.labels(reason=_label(reason)).inc()
+
+
+def count_cost_guard_refusal(provider: object) -> None:
+    """Count one create refused by the guard just before the provider call."""
+    COST_GUARD_REFUSALS.labels(provider=_label(provider)).inc()
 
 
 def set_mirror_backlog(pending: int, oldest_pending_since: float | None = None) -> None:

@@ -20,6 +20,10 @@ class Settings(BaseSettings):
         default_factory=list, description="Namespaces to watch; empty means cluster-wide."
     )
     log_format: str = Field(default="text", description="'text' or 'json'.")
+    pod_name: str | None = Field(
+        default=None,
+        description="This replica's name (Downward API), reported on Events; default: hostname.",
+    )
     kube_client_threads: int = Field(
         default=8, ge=1, description="Threads for the (synchronous) Kubernetes client."
     )

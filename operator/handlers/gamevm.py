@@ -21,7 +21,7 @@ from gamevm.handlers.errors import describe_validation_error
 from gamevm.handlers.kube import KubeError
 from gamevm.handlers.patching import merge_patch
 from gamevm.models.conditions import ConditionType
-from gamevm.models.enums import DeletionPolicy, VMStatus
+from gamevm.models.enums import DeletionPolicy
 from gamevm.models.gamevm import GameVMSpec, GameVMStatus
 from gamevm.models.names import (
     ANNOTATION_PAUSED,
@@ -30,16 +30,12 @@ from gamevm.models.names import (
     GROUP,
     VERSION,
 )
-from gamevm.providers.base import ProviderError
-from gamevm.services.conditions import get_condition, set_condition
+from gamevm.models.reasons import Reason
+from gamevm.services.conditions import get_condition
+from gamevm.services.deletion import release
+from gamevm.services.lifecycle import Event, enter
 from gamevm.services.ports import VMRef
-from gamevm.services.reconcile import (
-    Event,
-    Outcome,
-    StepInput,
-    instance_name,
-    known_instance,
-)
+from gamevm.services.reconcile import Outcome, StepInput, known_instance
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +143,7 @@ async def _one_step(
             body,
             ref,
             status_model,
-            "AccessKeyMissing",
+            Reason.ACCESS_KEY_MISSING,
             f"the operator's Secret {app.settings.credentials_secret!r} has no usable "
             "'access-master-key' (32+ random bytes); see docs/operations.md",
         )
@@ -211,6 +207,12 @@ async def _apply(
     )
     if outcome.auto_stopped is not None:
         metrics.count_autostop(outcome.auto_stopped)
+    if outcome.provisioning_timed_out:
+        metrics.count_provisioning_timeout(st.provider)
+    if outcome.policy_denied is not None:
+        metrics.count_policy_denial(outcome.policy_denied)
+    if outcome.cost_guard_refused:
+        metrics.count_cost_guard_refusal(st.provider)
     if outcome.provisioned_seconds is not None and st.provider is not None:
         metrics.observe_provisioning(st.provider, outcome.provisioned_seconds)
 
@@ -234,7 +236,7 @@ async def _invalid_spec(
     message: str,
 ) -> None:
     status_model = GameVMStatus.model_validate(current)
-    await _write_blocked(app, runtime, body, ref, status_model, "InvalidSpec", message)
+    await _write_blocked(app, runtime, body, ref, status_model, Reason.INVALID_SPEC, message)
 
 
 async def _write_blocked(
@@ -243,26 +245,13 @@ async def _write_blocked(
     body: kopf.Body,
     ref: VMRef,
     st: GameVMStatus,
-    reason: str,
+    reason: Reason,
     message: str,
 ) -> None:
-    previous = get_condition(st.conditions, ConditionType.READY)
-    st.conditions = set_condition(
-        st.conditions,
-        ConditionType.READY,
-        "False",
-        reason,
-        message,
-        now=_now(),
-        generation=ref.generation,
-    )
-    st.message = message
-    st.observed_generation = ref.generation
-    if st.provider_instance_id is None:
-        st.phase = VMStatus.ERROR
+    event = enter(st, reason, message, now=_now(), generation=ref.generation)
     await _write_status(app, runtime, ref, st.model_dump(mode="json", exclude_none=True))
-    if previous is None or previous.reason != reason:
-        kopf.event(body, type="Warning", reason=reason, message=message)
+    if event is not None:
+        _post(body, [event])
 
 
 @kopf.on.event(GROUP, VERSION, GAMEVM_PLURAL)
@@ -303,17 +292,16 @@ async def gamevm_paused(
     memo: kopf.Memo,
     **_: Any,
 ) -> None:
-    """Report the pause once: Synced=False, reason ReconcilePaused."""
-    conditions = GameVMStatus.model_validate(dict(status)).conditions
-    synced = get_condition(conditions, ConditionType.SYNCED)
-    if synced is not None and synced.reason == "ReconcilePaused":
+    """Report the pause once: Synced=False, reason ReconcilePaused (Synced recovers on the
+    first step after the annotation is removed)."""
+    st = GameVMStatus.model_validate(dict(status))
+    synced = get_condition(st.conditions, ConditionType.SYNCED)
+    if synced is not None and synced.reason == Reason.PAUSED.value:
         return
     app = _app(memo)
-    updated = set_condition(
-        conditions,
-        ConditionType.SYNCED,
-        "False",
-        "ReconcilePaused",
+    event = enter(
+        st,
+        Reason.PAUSED,
         f"{ANNOTATION_PAUSED}=true: the operator does not act on this GameVM",
         now=_now(),
         generation=meta.get("generation"),
@@ -321,12 +309,16 @@ async def gamevm_paused(
     await app.kube.patch_gamevm_status(
         str(meta["namespace"]),
         str(meta["name"]),
-        {"conditions": [c.model_dump(mode="json", exclude_none=True) for c in updated]},
+        {
+            "conditions": [c.model_dump(mode="json", exclude_none=True) for c in st.conditions],
+            "observedGeneration": st.observed_generation,
+        },
     )
     runtime = app.runtimes.get(str(meta["uid"]))
     if runtime is not None:
         runtime.written_status = None
-    kopf.event(body, type="Normal", reason="ReconcilePaused", message="reconciliation paused")
+    if event is not None:
+        _post(body, [event])
 
 
 @kopf.on.delete(GROUP, VERSION, GAMEVM_PLURAL, when=_not_paused)
@@ -337,53 +329,34 @@ async def delete_gamevm(
     status: kopf.Status,
     memo: kopf.Memo,
     retry: int,
-    **_: Any,
+    **kwargs: Any,
 ) -> None:
     """Terminate the instance (Delete) or release it (Orphan); the finalizer waits for it."""
+    # kopf passes each index as a kwarg named after its function (not in a handler's type).
+    configs: ConfigIndex = kwargs["emulatorconfigs_by_console"]
     app = _app(memo)
-    st = GameVMStatus.model_validate(dict(status))
-    policy = spec.get("deletionPolicy", DeletionPolicy.DELETE.value)
-    uid = str(meta["uid"])
-    if policy == DeletionPolicy.ORPHAN.value:
-        kopf.event(
-            body,
-            type="Normal",
-            reason="Orphaned",
-            message=f"instance {st.provider_instance_id or '(none)'} left running at "
-            f"{st.provider.value if st.provider else 'no provider'} (deletionPolicy Orphan)",
-        )
-        return
-    providers = list(
-        dict.fromkeys([*st.attempted_providers, *([st.provider] if st.provider else [])])
+    try:
+        policy = DeletionPolicy(spec.get("deletionPolicy", DeletionPolicy.DELETE.value))
+    except ValueError:
+        policy = DeletionPolicy.DELETE
+    result = await release(
+        app.providers,
+        uid=str(meta["uid"]),
+        policy=policy,
+        status=GameVMStatus.model_validate(dict(status)),
+        config=config_for(configs, str(spec.get("consoleType", ""))),
+        retry=retry,
+        retry_delay=app.settings.retry_delay,
+        observe_interval=app.settings.observe_interval,
     )
-    name = instance_name(uid)
-    for provider_name in providers:
-        provider = app.providers[provider_name]
-        try:
-            instance_id = st.provider_instance_id if provider_name == st.provider else None
-            if instance_id is None:
-                found = await provider.find(name)
-                instance_id = found.instance_id if found else None
-            if instance_id is None:
-                continue
-            await provider.delete(instance_id)
-            if await provider.observe(instance_id) is not None:
-                raise kopf.TemporaryError(
-                    f"{provider_name.value} instance {instance_id} is still being deleted",
-                    delay=app.settings.observe_interval,
-                )
-        except ProviderError as exc:
-            delay = min(300.0, app.settings.retry_delay * 2 ** min(retry, 5))
-            if exc.retry_after:
-                delay = max(delay, exc.retry_after)
-            message = (
-                f"cannot delete the {provider_name.value} instance yet ({exc}); retrying in "
-                f"{delay:.0f} s. The finalizer stays until the provider confirms; set "
-                "spec.deletionPolicy: Orphan to release the instance instead."
-            )
-            kopf.event(body, type="Warning", reason="DeleteFailed", message=message)
-            raise kopf.TemporaryError(message, delay=delay) from exc
-    kopf.event(body, type="Normal", reason="InstanceDeleted", message="instance terminated")
+    if result.orphaned:
+        # The mirror reads this from the deleted object: the instance is still tracked.
+        await app.kube.patch_gamevm_status(
+            str(meta["namespace"]), str(meta["name"]), {"orphaned": True}
+        )
+    _post(body, result.events)
+    if not result.done:
+        raise kopf.TemporaryError(result.message, delay=result.retry_after)
 
 
 HOLD_EVENTS_SECONDS = 30.0

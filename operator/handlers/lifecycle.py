@@ -1,6 +1,7 @@
 """Start-up and clean-up: kopf settings, the shared context, the HTTP server, the mirror."""
 
 import logging
+import socket
 from typing import TYPE_CHECKING, Any
 
 import kopf
@@ -11,7 +12,7 @@ from gamevm.handlers.diffbase import NoDiffBaseStorage
 from gamevm.handlers.http import start_server
 from gamevm.handlers.kube import Kube, KubeAccessSecrets, KubeError, load_api_client
 from gamevm.models.enums import CloudProvider
-from gamevm.models.names import FINALIZER, GROUP
+from gamevm.models.names import FINALIZER, GROUP, OPERATOR_NAME
 from gamevm.providers.base import Provider
 from gamevm.providers.budget import BudgetedProvider, BudgetSettings
 from gamevm.providers.metered import MeteredProvider
@@ -48,6 +49,10 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.persistence.diffbase_storage = NoDiffBaseStorage()
     # Only explicit kopf.event() calls become Events; log lines stay logs.
     settings.posting.loggers = False
+    # Events say who wrote them: `kubectl describe` shows "From gamevm-operator", not kopf.
+    settings.posting.reporting_component = OPERATOR_NAME
+    settings.posting.reporting_instance = cfg.pod_name or socket.gethostname()
+    settings.posting.event_name_prefix = f"{OPERATOR_NAME}-"
     # Watches are re-established before proxies and load balancers cut idle streams.
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330

@@ -163,6 +163,10 @@ def vm_document_from(body: Mapping[str, Any]) -> VMDocument | None:
     )
 
 
+ORPHANED = "orphaned"
+"""provider_metadata key of a deleted GameVM whose instance was left running (Orphan)."""
+
+
 def terminated_vm_document_from(body: Mapping[str, Any]) -> VMDocument | None:
     """The document of a deleted GameVM: status ``terminated``, kept until the TTL.
 
@@ -172,6 +176,11 @@ def terminated_vm_document_from(body: Mapping[str, Any]) -> VMDocument | None:
     document = vm_document_from(body)
     if document is None:
         return None
+    if _section(body, "status").get("orphaned") is True:
+        # deletionPolicy Orphan (allowed by the admin): the instance lives on and may bill,
+        # so its document keeps its phase (no TTL purge) and says it is orphaned.
+        metadata = {**document.provider_metadata, ORPHANED: True}
+        return document.model_copy(update={"provider_metadata": metadata})
     deleted_at = _parse_time(_section(body, "metadata").get("deletionTimestamp"))
     updated_at = max(document.updated_at, deleted_at) if deleted_at else document.updated_at
     return document.model_copy(update={"status": VMStatus.TERMINATED, "updated_at": updated_at})

@@ -95,9 +95,16 @@ async def write_vm_terminated(
 
 
 async def mark_vm_terminated(collection: Collection, vm_id: str, when: datetime) -> Outcome:
-    """Terminate an existing document by id (no-op when missing or already terminated)."""
+    """Terminate an existing document by id (no-op when missing or already terminated).
+
+    An orphaned instance's document is never terminated: the instance still exists.
+    """
     result = await collection.update_one(
-        {"vm_id": vm_id, "status": {"$ne": _TERMINATED}},
+        {
+            "vm_id": vm_id,
+            "status": {"$ne": _TERMINATED},
+            "provider_metadata.orphaned": {"$ne": True},
+        },
         {"$set": {"status": _TERMINATED, "updated_at": bson_value(when)}},
     )
     return Outcome.WRITTEN if result.matched_count else Outcome.STALE

@@ -20,6 +20,8 @@ class ConditionType(StrEnum):
     AUTO_STOPPED = "AutoStopped"
     PAUSED = "Paused"
     SYNCED = "Synced"
+    ADMITTED = "Admitted"
+    """The GameVM asks only for what its console's EmulatorConfig allows."""
 
 
 class Condition(StatusModel):

@@ -11,6 +11,8 @@ from gamevm.models.enums import CloudProvider, ConsoleType, VMPreset
 from gamevm.models.gamevm import GameId
 
 MAX_PROVIDERS = 16
+DEFAULT_MAX_PROVISIONING_MINUTES = 30
+MAX_PROVISIONING_MINUTES = 24 * 60
 MAX_GAME_OVERRIDES = 256
 
 RegionName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
@@ -82,6 +84,37 @@ class EmulatorConfigSpec(SpecModel):
     min_ram_gb: int = Field(ge=1, le=4096, description="Minimum RAM in GB.")
     requires_gpu: bool = Field(description="Whether a GPU is required.")
     max_session_hours: int = Field(ge=1, le=720, description="Maximum session duration in hours.")
+    max_provisioning_minutes: int = Field(
+        default=DEFAULT_MAX_PROVISIONING_MINUTES,
+        ge=1,
+        le=MAX_PROVISIONING_MINUTES,
+        description=(
+            "Minutes a VM may stay creating or configuring (it bills meanwhile); past it the "
+            "instance is stopped and the phase is error, reason ProvisioningTimeout."
+        ),
+    )
+    allow_always_run_strategy: bool = Field(
+        default=True,
+        description=(
+            "Whether GameVMs of this console may use runStrategy Always (no idle stop); "
+            "when false such a GameVM is not provisioned (condition Admitted=False)."
+        ),
+    )
+    max_session_applies_to_always: bool = Field(
+        default=True,
+        description=(
+            "Whether maxSessionHours also stops runStrategy Always VMs (default true); "
+            "a VM stopped at the cap stays off until a power-request start."
+        ),
+    )
+    allow_orphan_deletion_policy: bool = Field(
+        default=False,
+        description=(
+            "Whether GameVMs may use deletionPolicy Orphan (leave a billing instance behind "
+            "on delete); when false such a GameVM is not provisioned and a delete still "
+            "terminates its instance."
+        ),
+    )
     game_overrides: list[GameOverride] = Field(
         default_factory=list,
         max_length=MAX_GAME_OVERRIDES,

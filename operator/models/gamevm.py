@@ -98,6 +98,9 @@ class ProviderDecision(StatusModel):
     chosen_placement: str | None = Field(
         default=None, description="Provider placement id (hostnode, zone) the create targets."
     )
+    chosen_gpu_model: str | None = Field(
+        default=None, description="GPU model of the chosen offer (part of what sets its price)."
+    )
     failed_placements: list[str] = Field(
         default_factory=list,
         description="'provider/placement' pairs whose create failed permanently (skipped).",
@@ -127,7 +130,20 @@ class GameVMStatus(StatusModel):
     wolf_port: int = Field(default=WOLF_PORT, description="Wolf streaming (control) port.")
     ssh_port: int = Field(default=SSH_PORT, description="SSH port.")
     cost_per_hour: float | None = Field(default=None, description="Hourly price, USD.")
-    started_at: datetime | None = Field(default=None, description="When the session started.")
+    started_at: datetime | None = Field(
+        default=None,
+        description=(
+            "When the instance was last requested or powered on: the session (and its "
+            "maxSessionHours) counts from here."
+        ),
+    )
+    provisioning_since: datetime | None = Field(
+        default=None,
+        description=(
+            "When the VM last entered creating or configuring: maxProvisioningMinutes counts "
+            "from here (cleared once running)."
+        ),
+    )
     last_activity: datetime | None = Field(default=None, description="Last player activity.")
     last_moonlight_connection: datetime | None = Field(
         default=None, description="Last time Wolf reported a Moonlight stream."
@@ -149,6 +165,10 @@ class GameVMStatus(StatusModel):
     )
     decision: ProviderDecision | None = Field(default=None, description="Provider decision.")
     stop_reason: str | None = Field(default=None, description="Why the VM was last stopped.")
+    orphaned: bool | None = Field(
+        default=None,
+        description="The GameVM was deleted with deletionPolicy Orphan: the instance is left.",
+    )
     message: str | None = Field(default=None, description="Latest human-readable status.")
     conditions: list[Condition] = Field(default_factory=list, description="Ready, Provisioned, …")
     observed_generation: int | None = Field(

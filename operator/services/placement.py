@@ -5,7 +5,7 @@ import time
 from collections.abc import Mapping
 
 from gamevm.models.emulator_config import EmulatorConfigSpec
-from gamevm.models.enums import CloudProvider
+from gamevm.models.enums import CloudProvider, VMPreset
 from gamevm.models.gamevm import GameVMSpec
 from gamevm.providers.base import Offer, Provider, ProviderError
 from gamevm.services.ports import Selection
@@ -19,6 +19,18 @@ def placement_key(offer: Offer) -> str:
     return f"{offer.provider}/{offer.placement_id}"
 
 
+def offer_cache_key(
+    provider: str, placement: str, preset: VMPreset | str, gpu_model: str | None
+) -> str:
+    """Key of a chosen offer: everything that sets its price.
+
+    One placement sells several shapes (a hostnode has retro VMs without a GPU and premium
+    ones with a high-end GPU): keyed by placement alone, a retro VM capped at 0.20 USD/h
+    was created from a premium VM's 1.50 USD/h offer.
+    """
+    return f"{provider}/{placement}/{preset}/{gpu_model or '-'}"
+
+
 class ProviderSelector:
     """services.ports.Selector over the provider adapters."""
 
@@ -28,7 +40,8 @@ class ProviderSelector:
         self._providers = providers
         self._offer_ttl = offer_ttl
         self._chosen: dict[str, tuple[float, Offer]] = {}
-        """Offers just chosen, by placement key: the create right after needs no re-query."""
+        """Offers just chosen, by `offer_cache_key`: the create right after needs no
+        re-query."""
 
     async def _offers(self, query: ProviderQuery) -> list[Offer] | ProviderError:
         try:
@@ -57,7 +70,7 @@ class ProviderSelector:
         outcome = choose(plan, offers, errors, exclude=exclude)
         chosen = outcome.chosen
         if chosen is not None:
-            self._remember(chosen.offer)
+            self._remember(chosen.offer, chosen.preset)
         if not tolerate_unavailable:
             _raise_if_preferred_unavailable(
                 plan.queries, errors, chosen.priority if chosen else None
@@ -70,26 +83,35 @@ class ProviderSelector:
             summary=summary,
         )
 
-    def _remember(self, offer: Offer) -> None:
+    def _remember(self, offer: Offer, preset: VMPreset) -> None:
         now = time.monotonic()
         self._chosen = {k: v for k, v in self._chosen.items() if now - v[0] < self._offer_ttl}
-        self._chosen[placement_key(offer)] = (now, offer)
+        key = offer_cache_key(offer.provider.value, offer.placement_id, preset, offer.gpu_model)
+        self._chosen[key] = (now, offer)
 
     async def offer_for(
-        self, spec: GameVMSpec, config: EmulatorConfigSpec, provider: str, placement: str
+        self,
+        spec: GameVMSpec,
+        config: EmulatorConfigSpec,
+        provider: str,
+        placement: str,
+        gpu_model: str | None = None,
     ) -> Offer | None:
         """The current offer for a placement chosen before (e.g. before a restart)."""
-        # Many VMs pick the same placement at once: the entry serves all of them until it
-        # expires (the create itself reports a placement that has filled up).
-        cached = self._chosen.get(f"{provider}/{placement}")
-        if cached is not None and time.monotonic() - cached[0] < self._offer_ttl:
-            return cached[1]
         plan = plan_selection(config, spec)
         query = next((q for q in plan.queries if q.provider.value == provider), None)
         if query is None:
             return None
+        # Many VMs pick the same placement at once: the entry serves all of them until it
+        # expires (the create itself reports a placement that has filled up).
+        key = offer_cache_key(provider, placement, query.preset, gpu_model)
+        cached = self._chosen.get(key)
+        if cached is not None and time.monotonic() - cached[0] < self._offer_ttl:
+            return cached[1]
         offers = await self._providers[query.provider].offers(query.request)
-        return next((o for o in offers if o.placement_id == placement), None)
+        matching = [o for o in offers if o.placement_id == placement]
+        same_gpu = [o for o in matching if o.gpu_model == gpu_model]
+        return next(iter(same_gpu or matching), None)
 
 
 def _raise_if_preferred_unavailable(

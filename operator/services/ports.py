@@ -76,9 +76,15 @@ class Selector(Protocol):
         ...
 
     async def offer_for(
-        self, spec: GameVMSpec, config: EmulatorConfigSpec, provider: str, placement: str
+        self,
+        spec: GameVMSpec,
+        config: EmulatorConfigSpec,
+        provider: str,
+        placement: str,
+        gpu_model: str | None = None,
     ) -> Offer | None:
-        """The current offer for a placement chosen earlier (after a restart)."""
+        """The current offer for a placement chosen earlier (after a restart); the same
+        preset and GPU model when the placement has several."""
         ...
 
 

@@ -2,36 +2,48 @@
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import StrEnum
 
 from gamevm.models.enums import PowerRequest, RunStrategy, VMStatus
+from gamevm.models.reasons import HOLDING_STOPS, StopReason
+
+__all__ = [
+    "ActivityVerdict",
+    "StopReason",
+    "auto_stop_verdict",
+    "held",
+    "latest",
+    "not_in_future",
+    "parse_power_request",
+    "wants_running",
+]
 
 
-class StopReason(StrEnum):
-    """Why a VM is (to be) stopped; used in Events, conditions and metrics."""
-
-    IDLE = "Idle"
-    MAX_SESSION = "MaxSessionExceeded"
-    REQUESTED = "PowerRequestStop"
-    HALTED = "RunStrategyHalted"
+def held(stop_reason: str | None) -> bool:
+    """Whether the last stop was an admin limit that keeps the VM off until asked."""
+    return stop_reason in {s.value for s in HOLDING_STOPS}
 
 
 def wants_running(
     strategy: RunStrategy,
     phase: VMStatus | None,
     request: PowerRequest | None,
+    stop_reason: str | None = None,
 ) -> bool:
     """Whether the instance should be powered on now.
 
-    Always keeps it on; Halted keeps it off. Manual starts on create, honours one-shot
-    power requests, and otherwise keeps the current power state (so an auto-stopped VM stays
-    stopped until someone asks for it).
+    Halted keeps it off. A VM stopped by an admin limit (idle, session cap, provisioning
+    deadline) stays off until a start request, whatever its strategy: otherwise Always
+    would power it straight back on and the limit would bound nothing. Always keeps it on.
+    Manual starts on create, honours one-shot power requests, and otherwise keeps the
+    current power state.
     """
-    if strategy is RunStrategy.ALWAYS:
-        return True
     if strategy is RunStrategy.HALTED:
         return False
     if request is PowerRequest.START:
+        return True
+    if held(stop_reason):
+        return False
+    if strategy is RunStrategy.ALWAYS:
         return True
     if request is PowerRequest.STOP:
         return False
@@ -50,13 +62,15 @@ def parse_power_request(value: str | None) -> PowerRequest | None:
 
 @dataclass(frozen=True)
 class ActivityVerdict:
-    """Whether a running VM should be auto-stopped, and the figures behind it."""
+    """Whether a billing VM should be auto-stopped, and the figures behind it."""
 
     stop: StopReason | None
     last_activity: datetime
     idle_seconds: float
     session_seconds: float
     message: str
+    idle_limit: float
+    """Seconds of idleness that stop this VM (inf when idle never does)."""
 
 
 def latest(*moments: datetime | None) -> datetime | None:
@@ -65,18 +79,30 @@ def latest(*moments: datetime | None) -> datetime | None:
     return max(present) if present else None
 
 
+def not_in_future(moment: datetime | None, now: datetime) -> datetime | None:
+    """Activity evidence claimed in the future is no evidence (it would defeat the idle stop)."""
+    if moment is None or moment > now:
+        return None
+    return moment
+
+
 def auto_stop_verdict(
     *,
     now: datetime,
     started_at: datetime,
     last_activity: datetime | None,
-    auto_stop_timeout: int,
+    auto_stop_timeout: float | None,
     max_session_hours: int | None,
 ) -> ActivityVerdict:
-    """Idle longer than the timeout, or a session longer than the console's maximum: stop."""
-    activity = latest(last_activity, started_at) or started_at
-    idle = (now - activity).total_seconds()
-    session = (now - started_at).total_seconds()
+    """A session longer than the console's maximum, or idle longer than the timeout: stop.
+
+    `auto_stop_timeout` None: idleness never stops the VM (runStrategy Always). Idle and
+    session seconds are never negative, whatever the clocks said.
+    """
+    activity = latest(not_in_future(last_activity, now), started_at) or started_at
+    idle = max(0.0, (now - activity).total_seconds())
+    session = max(0.0, (now - started_at).total_seconds())
+    idle_limit = float("inf") if auto_stop_timeout is None else float(auto_stop_timeout)
     if (
         max_session_hours is not None
         and session >= timedelta(hours=max_session_hours).total_seconds()
@@ -87,13 +113,15 @@ def auto_stop_verdict(
             idle,
             session,
             f"session ran {session / 3600:.2f} h, the console's maximum is {max_session_hours} h",
+            idle_limit,
         )
-    if idle >= auto_stop_timeout:
+    if idle >= idle_limit:
         return ActivityVerdict(
             StopReason.IDLE,
             activity,
             idle,
             session,
-            f"no player activity for {int(idle)} s (autoStopTimeout {auto_stop_timeout} s)",
+            f"no player activity for {int(idle)} s (limit {int(idle_limit)} s)",
+            idle_limit,
         )
-    return ActivityVerdict(None, activity, idle, session, "active")
+    return ActivityVerdict(None, activity, idle, session, "active", idle_limit)

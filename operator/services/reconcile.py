@@ -4,6 +4,11 @@ Each call of `Reconciler.step` looks at the object and the provider, does at mos
 provider mutation, and returns the new status, the Events to post and when to look again.
 The caller writes the status before calling again, which is what makes the flow crash-safe:
 the chosen placement is recorded before the create is sent, and the instance id right after.
+
+Which transition applies is decided here; what a transition sets (phase, conditions, stop
+reason, Event) is the table in `services/lifecycle.py`. Every billing phase is bounded:
+creating and configuring by the EmulatorConfig's `maxProvisioningMinutes`, every phase
+with an instance by the session cap and (Manual) the idle timeout.
 """
 
 import hashlib
@@ -12,12 +17,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from gamevm.models.conditions import ConditionType
 from gamevm.models.emulator_config import EmulatorConfigSpec
 from gamevm.models.enums import CloudProvider, PowerRequest, RunStrategy, VMStatus
 from gamevm.models.gamevm import GameVMSpec, GameVMStatus, ProviderDecision
 from gamevm.models.names import ANNOTATION_LAST_ACTIVITY, ANNOTATION_POWER_REQUEST
 from gamevm.models.names import access_secret_name as secret_name_for
+from gamevm.models.reasons import Reason, StopReason
 from gamevm.providers.addresses import UnsafeAddressError
 from gamevm.providers.base import (
     CreateSpec,
@@ -28,20 +33,30 @@ from gamevm.providers.base import (
     ProviderError,
 )
 from gamevm.services.access import derive_access
-from gamevm.services.conditions import get_condition, set_condition
+from gamevm.services.lifecycle import Event, enter
+from gamevm.services.policy import (
+    admission,
+    effective_run_strategy,
+    provisioning_deadline_seconds,
+    session_cap_hours,
+)
 from gamevm.services.ports import AccessSecrets, Selector, VMRef, WolfProbe
 from gamevm.services.power import (
-    StopReason,
     auto_stop_verdict,
+    held,
     latest,
+    not_in_future,
     parse_power_request,
     wants_running,
 )
+from gamevm.services.selection import offer_violation
+
+__all__ = ["Event", "Outcome", "Reconciler", "StepInput", "Timings", "instance_name"]
 
 INSTANCE_NAME_PREFIX = "gvm-"
 UNAVAILABLE_RETRIES_BEFORE_FALLBACK = 3
 FIRST_OBSERVE_AFTER_CREATE = 1.0
-UNSAFE_WOLF_ADDRESS = "UnsafeWolfAddress"
+PROVISIONING_PHASES = frozenset({VMStatus.CREATING, VMStatus.CONFIGURING})
 
 
 def instance_name(uid: str) -> str:
@@ -96,15 +111,6 @@ def parse_ports(text: str) -> dict[int, int]:
 
 
 @dataclass(frozen=True)
-class Event:
-    """A Kubernetes Event to post on the GameVM."""
-
-    type: str
-    reason: str
-    message: str
-
-
-@dataclass(frozen=True)
 class Timings:
     """How often to look again, per situation (seconds)."""
 
@@ -142,6 +148,9 @@ class Outcome:
     auto_stopped: StopReason | None = None
     provisioned_seconds: float | None = None
     """Set once, when the VM first reaches running: seconds since the placement decision."""
+    provisioning_timed_out: bool = False
+    policy_denied: Reason | None = None
+    cost_guard_refused: bool = False
 
 
 class Reconciler:
@@ -185,47 +194,70 @@ class Reconciler:
                     )
                 )
         try:
-            if st.provider_instance_id is None:
+            if not self._admitted(inp, out):
+                pass
+            elif st.provider_instance_id is None:
                 await self._provision(inp, out, request)
             else:
                 await self._operate(inp, out, request)
         except ProviderError as exc:
             self._provider_failed(inp, out, exc)
+        else:
+            # Synced recovers on every step that went through (after an outage, after a
+            # pause), not only on the first.
+            self._enter(inp, out, Reason.RECONCILED, "reconciled")
         return out
+
+    # -- admission ----------------------------------------------------------------------
+
+    def _admitted(self, inp: StepInput, out: Outcome) -> bool:
+        """Whether provisioning may go on; a denial is reported (condition, Event)."""
+        denial = admission(inp.spec, inp.config)
+        if denial is None:
+            if inp.config is not None:
+                self._enter(inp, out, Reason.POLICY_ALLOWED, "allowed by the EmulatorConfig")
+            return True
+        out.policy_denied = denial.reason
+        self._enter(inp, out, denial.reason, denial.message)
+        # An existing instance is still operated (a forbidden Always counts as Manual, a
+        # forbidden Orphan is deleted with the GameVM); nothing new is provisioned.
+        if out.status.provider_instance_id is None:
+            out.requeue_after = self._timings.idle
+            return False
+        return True
 
     # -- provisioning -------------------------------------------------------------------
 
     async def _provision(self, inp: StepInput, out: Outcome, request: PowerRequest | None) -> None:
         st = out.status
-        if not wants_running(inp.spec.run_strategy, st.phase, request):
-            self._halted_before_create(inp, out)
+        strategy = effective_run_strategy(inp.spec, inp.config)
+        if held(st.stop_reason) and request is not PowerRequest.START:
+            # Stopped by a limit before any instance existed: stay so until asked.
+            out.requeue_after = self._timings.idle
             return
+        if not wants_running(strategy, st.phase, request, st.stop_reason):
+            self._enter(inp, out, Reason.HALTED, "not provisioned: the VM is held stopped")
+            out.requeue_after = self._timings.idle
+            return
+        if request is PowerRequest.START and held(st.stop_reason):
+            # A fresh attempt: a new choice, a new deadline.
+            st.decision = None
+            st.stop_reason = None
         if inp.config is None:
             message = (
                 f"no EmulatorConfig named {inp.spec.console_type.value!r}; "
                 "create one (kubectl get emulatorconfigs)"
             )
-            self._warn_once(inp, out, "EmulatorConfigMissing", message)
-            self._set(out, inp, ConditionType.READY, "False", "EmulatorConfigMissing", message)
+            self._enter(inp, out, Reason.EMULATOR_CONFIG_MISSING, message)
             out.requeue_after = self._timings.idle
             return
         decision = st.decision
         if decision is None or decision.chosen_provider is None:
             await self._select(inp, out)
             return
+        if await self._provisioning_timed_out(inp, out, None):
+            return
         await self._create(inp, out, inp.config, decision)
-
-    def _halted_before_create(self, inp: StepInput, out: Outcome) -> None:
-        st = out.status
-        if st.phase is not VMStatus.STOPPED:
-            out.events.append(
-                Event("Normal", "Halted", "runStrategy keeps the VM stopped; nothing created")
-            )
-        st.phase = VMStatus.STOPPED
-        st.stop_reason = StopReason.HALTED.value
-        st.message = "not provisioned: the VM is held stopped"
-        self._set(out, inp, ConditionType.READY, "False", "Stopped", st.message)
-        out.requeue_after = self._timings.idle
 
     async def _select(self, inp: StepInput, out: Outcome) -> None:
         st = out.status
@@ -247,38 +279,35 @@ class Reconciler:
         )
         offer = selection.chosen
         if offer is None:
-            st.phase = VMStatus.ERROR
-            st.message = f"no eligible provider: {selection.summary}"
-            self._set(out, inp, ConditionType.READY, "False", "NoEligibleProvider", st.message)
-            self._set(
-                out, inp, ConditionType.PROVISIONED, "False", "NoEligibleProvider", st.message
-            )
-            self._warn_once(inp, out, "NoEligibleProvider", st.message)
+            message = f"no eligible provider: {selection.summary}"
+            self._enter(inp, out, Reason.NO_ELIGIBLE_PROVIDER, message)
             out.requeue_after = self._timings.idle
             return
         st.decision.chosen_provider = offer.provider
         st.decision.chosen_region = offer.region
         st.decision.chosen_placement = offer.placement_id
-        st.phase = VMStatus.CREATING
+        st.decision.chosen_gpu_model = offer.gpu_model
         st.provider = offer.provider
         st.region = offer.region
         st.preset = selection.preset
         st.cost_per_hour = round(offer.price_per_hour, 4)
         st.access_secret_name = secret_name_for(inp.ref.name)
+        if st.provisioning_since is None or st.phase not in PROVISIONING_PHASES:
+            # The deadline counts from the first choice, not from each fallback.
+            st.provisioning_since = inp.now
         if offer.provider not in st.attempted_providers:
             st.attempted_providers.append(offer.provider)
-        st.message = f"creating on {offer.provider.value} in {offer.location_label}"
-        self._set(out, inp, ConditionType.PROVISIONED, "False", "Creating", st.message)
-        self._set(out, inp, ConditionType.READY, "False", "Creating", st.message)
         rejected = sum(1 for c in selection.candidates if not c.accepted)
-        out.events.append(
-            Event(
-                "Normal",
-                "ProviderSelected",
+        self._enter(
+            inp,
+            out,
+            Reason.CREATING,
+            f"creating on {offer.provider.value} in {offer.location_label}",
+            event_message=(
                 f"{offer.provider.value} {offer.region} ({offer.location_label}, "
                 f"{offer.price_per_hour:.3f} USD/h, preset {selection.preset}); "
-                f"{rejected} candidate(s) rejected",
-            )
+                f"{rejected} candidate(s) rejected"
+            ),
         )
         # Record the choice before any create is sent: a restart resumes at this placement.
         out.requeue_after = 0
@@ -297,7 +326,11 @@ class Reconciler:
         material = derive_access(self._master_key, inp.ref.uid)
         await self._secrets.ensure(inp.ref, secret_name_for(inp.ref.name), material)
         offer = await self._selector.offer_for(
-            inp.spec, config, decision.chosen_provider.value, decision.chosen_placement or ""
+            inp.spec,
+            config,
+            decision.chosen_provider.value,
+            decision.chosen_placement or "",
+            decision.chosen_gpu_model,
         )
         if offer is None:
             # An instance may exist from a create cut short (crash): adopt it, never fall
@@ -309,6 +342,13 @@ class Reconciler:
                 )
                 return
         else:
+            # The last word before money is spent: this exact offer, against this VM's
+            # preset and cost caps (whatever cache or re-query produced it).
+            violation = offer_violation(config, inp.spec, offer)
+            if violation is not None:
+                out.cost_guard_refused = True
+                self._fall_back(inp, out, "CreateRefused", violation)
+                return
             # `create` looks the deterministic name up first: a retry adopts, never doubles.
             instance = await provider.create(
                 CreateSpec(
@@ -322,15 +362,18 @@ class Reconciler:
                     },
                 )
             )
+            st.cost_per_hour = round(offer.price_per_hour, 4)
         if instance.state is not InstanceState.RUNNING or not instance.ip_address:
             # Create responses carry little (TensorDock's: id, name, status); one look now
             # often finds the instance up, which saves a status write and an Event.
             instance = await provider.observe(instance.instance_id) or instance
         st.provider_instance_id = instance.instance_id
+        st.started_at = inp.now
+        st.last_activity = latest(not_in_future(st.last_activity, inp.now), inp.now)
         created = f"{decision.chosen_provider.value} instance {instance.instance_id}"
         if instance.instance_id != name:
             created += f" ({name})"
-        self._set(out, inp, ConditionType.PROVISIONED, "True", "InstanceCreated", created)
+        created_event = self._enter(inp, out, Reason.INSTANCE_CREATED, created, post=False)
         await self._observe_running(inp, out, instance)
         if st.phase is not VMStatus.RUNNING:
             # Fresh instances often come up within seconds: look again soon, then back off.
@@ -338,7 +381,8 @@ class Reconciler:
         # One Event per step: when the new instance is already up, "Running" tells both.
         running = next((e for e in out.events if e.reason == "Running"), None)
         if running is None:
-            out.events.append(Event("Normal", "InstanceCreated", created))
+            if created_event is not None:
+                out.events.append(created_event)
         else:
             out.events[out.events.index(running)] = Event(
                 "Normal", "Running", f"{created} created; {running.message}"
@@ -360,6 +404,7 @@ class Reconciler:
         decision.chosen_provider = None
         decision.chosen_placement = None
         decision.chosen_region = None
+        decision.chosen_gpu_model = None
         st.decision = decision
         out.requeue_after = 0
 
@@ -374,144 +419,198 @@ class Reconciler:
         provider = self._providers[st.provider]
         instance = await provider.observe(st.provider_instance_id)
         if instance is None:
-            st.phase = VMStatus.ERROR
-            st.gaming_environment_ready = False
-            st.message = (
+            message = (
                 f"instance {st.provider_instance_id} no longer exists at {st.provider.value}; "
                 "delete the GameVM to clean up"
             )
-            if inp.status.phase is not VMStatus.ERROR:
-                out.events.append(Event("Warning", "InstanceLost", st.message))
-            self._set(out, inp, ConditionType.READY, "False", "InstanceLost", st.message)
-            self._set(out, inp, ConditionType.PROVISIONED, "False", "InstanceLost", st.message)
+            self._enter(inp, out, Reason.INSTANCE_LOST, message)
             out.requeue_after = self._timings.idle
             return
         self._apply_instance(st, instance)
-        want = wants_running(inp.spec.run_strategy, st.phase, request)
-        if want and instance.state in (InstanceState.STOPPED, InstanceState.STOPPING):
+        if await self._provisioning_timed_out(inp, out, instance):
+            return
+        strategy = effective_run_strategy(inp.spec, inp.config)
+        want = wants_running(strategy, st.phase, request, st.stop_reason)
+        stopped = instance.state in (InstanceState.STOPPED, InstanceState.STOPPING)
+        if want and stopped:
             if instance.state is InstanceState.STOPPED:
                 await provider.start(instance.instance_id)
-                out.events.append(Event("Normal", "Starting", "powering the instance on"))
-            st.phase = VMStatus.CONFIGURING
-            st.started_at = None
-            st.stop_reason = None
+            st.started_at = inp.now
+            st.provisioning_since = inp.now
             st.last_activity = inp.now
-            st.gaming_environment_ready = False
-            self._set(out, inp, ConditionType.READY, "False", "Starting", "instance starting")
-            self._set(out, inp, ConditionType.AUTO_STOPPED, "False", "Started", "started")
+            self._enter(inp, out, Reason.STARTING, "powering the instance on")
             return
         if not want:
-            reason = (
-                StopReason.HALTED
-                if inp.spec.run_strategy is RunStrategy.HALTED
-                else StopReason.REQUESTED
-            )
-            if st.phase is VMStatus.STOPPED and instance.state in (
-                InstanceState.STOPPED,
-                InstanceState.STOPPING,
-            ):
+            if st.phase in (VMStatus.STOPPED, VMStatus.ERROR) and stopped:
+                # Already off (auto-stopped, halted, or held after a provisioning timeout).
                 settled = instance.state is InstanceState.STOPPED
                 out.requeue_after = self._timings.idle if settled else self._timings.observe
                 return
+            reason = (
+                Reason.HALTED
+                if inp.spec.run_strategy is RunStrategy.HALTED
+                else Reason.STOP_REQUESTED
+            )
+            if st.stop_reason is not None and held(st.stop_reason):
+                reason = Reason(st.stop_reason)
             await self._power_off(inp, out, provider, instance, reason, "stop requested")
             return
         await self._observe_running(inp, out, instance)
+
+    async def _provisioning_timed_out(
+        self, inp: StepInput, out: Outcome, instance: Instance | None
+    ) -> bool:
+        """Past maxProvisioningMinutes in creating/configuring: stop the instance, phase error.
+
+        Stopped rather than deleted: compute stops billing at once, the disk is kept for
+        a look at what went wrong, and deleting the GameVM deletes the instance as usual.
+        """
+        st = out.status
+        if st.phase not in PROVISIONING_PHASES:
+            return False
+        since = st.provisioning_since or (st.decision.decided_at if st.decision else None)
+        if since is None:
+            st.provisioning_since = inp.now
+            return False
+        limit = provisioning_deadline_seconds(inp.config)
+        waited = (inp.now - since).total_seconds()
+        if waited < limit:
+            out.requeue_after = min(out.requeue_after, max(0.5, limit - waited + 0.1))
+            return False
+        if instance is None and st.decision and st.decision.chosen_provider:
+            # A create may have gone through before a crash: find it by its name.
+            provider = self._providers[st.decision.chosen_provider]
+            instance = await provider.find(instance_name(inp.ref.uid))
+            if instance is not None:
+                st.provider_instance_id = instance.instance_id
+        if instance is not None and instance.state not in (
+            InstanceState.STOPPED,
+            InstanceState.STOPPING,
+        ):
+            assert st.provider is not None  # noqa: S101
+            await self._providers[st.provider].stop(instance.instance_id)
+        minutes = limit / 60
+        message = (
+            f"not running after {waited / 60:.1f} min (maxProvisioningMinutes {minutes:g}): "
+            f"the instance is stopped; annotate {ANNOTATION_POWER_REQUEST}=start to try again"
+        )
+        st.started_at = None
+        st.provisioning_since = None
+        self._enter(inp, out, Reason.PROVISIONING_TIMEOUT, message)
+        out.provisioning_timed_out = True
+        out.requeue_after = self._timings.idle
+        return True
 
     async def _observe_running(self, inp: StepInput, out: Outcome, instance: Instance) -> None:
         st = out.status
         self._apply_instance(st, instance)
         if instance.state is InstanceState.ERROR:
-            st.phase = VMStatus.ERROR
-            st.message = "the provider reports the instance in error"
-            self._set(out, inp, ConditionType.READY, "False", "InstanceError", st.message)
-            out.events.append(Event("Warning", "InstanceError", st.message))
+            self._enter(
+                inp, out, Reason.INSTANCE_ERROR, "the provider reports the instance in error"
+            )
             out.requeue_after = self._timings.idle
             return
         if instance.state is not InstanceState.RUNNING or not instance.ip_address:
-            if st.phase not in (VMStatus.CONFIGURING, VMStatus.CREATING):
-                st.phase = VMStatus.CREATING if st.started_at is None else VMStatus.CONFIGURING
+            if st.phase not in PROVISIONING_PHASES:
+                # E.g. a running VM whose instance reboots: provisioning again, with a deadline.
+                st.provisioning_since = inp.now
+                self._enter(inp, out, Reason.CONFIGURING, f"instance {instance.state.value}")
             st.message = f"instance {instance.state.value}"
             out.requeue_after = self._timings.observe
+            await self._check_activity(inp, out, instance, busy=False)
             return
         try:
             wolf = await self._wolf.probe(instance.ip_address, instance.wolf_http_port)
         except UnsafeAddressError as exc:
             # Never connect: the VM stays unready (and its deadlines still run) until the
             # provider reports a public address.
-            st.phase = VMStatus.CONFIGURING
-            st.gaming_environment_ready = False
-            st.message = f"Wolf not probed: {exc}"
-            previous = get_condition(inp.status.conditions, ConditionType.ENVIRONMENT_READY)
-            if previous is None or previous.reason != UNSAFE_WOLF_ADDRESS:
-                out.events.append(Event("Warning", UNSAFE_WOLF_ADDRESS, st.message))
-            self._set(
-                out, inp, ConditionType.ENVIRONMENT_READY, "False", UNSAFE_WOLF_ADDRESS, st.message
-            )
-            self._set(out, inp, ConditionType.READY, "False", "Configuring", st.message)
-            out.requeue_after = self._timings.idle
+            if st.phase not in PROVISIONING_PHASES:
+                st.provisioning_since = inp.now
+            self._enter(inp, out, Reason.UNSAFE_WOLF_ADDRESS, f"Wolf not probed: {exc}")
+            out.requeue_after = self._timings.observe
+            await self._check_activity(inp, out, instance, busy=False)
             return
         if wolf is None:
-            st.phase = VMStatus.CONFIGURING
-            st.gaming_environment_ready = False
-            st.message = "instance up; waiting for Wolf on its Moonlight HTTP port"
-            self._set(
-                out, inp, ConditionType.ENVIRONMENT_READY, "False", "WolfNotAnswering", st.message
+            if st.phase not in PROVISIONING_PHASES:
+                # Wolf went silent under a running VM: a new provisioning deadline.
+                st.provisioning_since = inp.now
+            self._enter(
+                inp,
+                out,
+                Reason.CONFIGURING,
+                "instance up; waiting for Wolf on its Moonlight HTTP port",
             )
-            self._set(out, inp, ConditionType.READY, "False", "Configuring", st.message)
             out.requeue_after = self._timings.observe
+            await self._check_activity(inp, out, instance, busy=False)
             return
         first_time = st.phase is not VMStatus.RUNNING
         if first_time:
-            st.started_at = inp.now
-            st.last_activity = latest(st.last_activity, inp.now)
-            out.events.append(
-                Event(
-                    "Normal",
-                    "Running",
-                    f"Wolf answers at {instance.ip_address}; ready for Moonlight",
-                )
-            )
+            st.last_activity = latest(not_in_future(st.last_activity, inp.now), inp.now)
             decided = st.decision.decided_at if st.decision else None
             if decided is not None:
                 out.provisioned_seconds = max(0.0, (inp.now - decided).total_seconds())
-        st.phase = VMStatus.RUNNING
-        st.gaming_environment_ready = True
-        st.stop_reason = None
-        st.message = "running"
+        if st.started_at is None:
+            st.started_at = inp.now
+        st.provisioning_since = None
         if wolf.busy:
             st.last_moonlight_connection = inp.now
-        self._set(out, inp, ConditionType.ENVIRONMENT_READY, "True", "WolfAnswering", "Wolf is up")
-        self._set(out, inp, ConditionType.READY, "True", "Running", "ready for Moonlight")
-        await self._check_activity(inp, out, instance, wolf.busy)
+        self._enter(
+            inp,
+            out,
+            Reason.RUNNING,
+            "running",
+            event_message=f"Wolf answers at {instance.ip_address}; ready for Moonlight",
+        )
+        await self._check_activity(inp, out, instance, busy=wolf.busy)
 
     async def _check_activity(
-        self, inp: StepInput, out: Outcome, instance: Instance, busy: bool
+        self, inp: StepInput, out: Outcome, instance: Instance, *, busy: bool
     ) -> None:
+        """Idle and session limits, in every phase where the instance bills."""
         st = out.status
-        annotated = _parse_time(inp.annotations.get(ANNOTATION_LAST_ACTIVITY))
+        annotated = not_in_future(
+            _parse_time(inp.annotations.get(ANNOTATION_LAST_ACTIVITY)), inp.now
+        )
         st.last_activity = latest(
-            st.last_activity,
+            not_in_future(st.last_activity, inp.now),
             inp.now if busy else None,
-            inp.heartbeat,
+            not_in_future(inp.heartbeat, inp.now),
             annotated,
         )
-        out.requeue_after = self._timings.activity
-        if inp.spec.run_strategy is not RunStrategy.MANUAL or st.started_at is None:
+        if st.phase is VMStatus.RUNNING:
+            out.requeue_after = self._timings.activity
+        if st.started_at is None:
             return
+        strategy = effective_run_strategy(inp.spec, inp.config)
+        timeout: float | None = None
+        if strategy is RunStrategy.MANUAL:
+            timeout = float(inp.spec.auto_stop_timeout)
+            if st.phase in PROVISIONING_PHASES:
+                # Nobody can play before Wolf answers: while provisioning, idleness stops
+                # the VM only past both the idle timeout and the provisioning deadline.
+                timeout = max(timeout, provisioning_deadline_seconds(inp.config))
         verdict = auto_stop_verdict(
             now=inp.now,
             started_at=st.started_at,
             last_activity=st.last_activity,
-            auto_stop_timeout=inp.spec.auto_stop_timeout,
-            max_session_hours=inp.config.max_session_hours if inp.config else None,
+            auto_stop_timeout=timeout,
+            max_session_hours=session_cap_hours(inp.spec, inp.config),
         )
         if verdict.stop is None:
-            remaining = inp.spec.auto_stop_timeout - verdict.idle_seconds
-            out.requeue_after = max(1.0, min(self._timings.activity, remaining + 0.5))
+            remaining = verdict.idle_limit - verdict.idle_seconds
+            cap = session_cap_hours(inp.spec, inp.config)
+            if cap is not None:
+                remaining = min(remaining, cap * 3600 - verdict.session_seconds)
+            out.requeue_after = max(1.0, min(out.requeue_after, remaining + 0.5))
             return
         assert st.provider is not None  # noqa: S101
         await self._power_off(
-            inp, out, self._providers[st.provider], instance, verdict.stop, verdict.message
+            inp,
+            out,
+            self._providers[st.provider],
+            instance,
+            Reason(verdict.stop.value),
+            verdict.message,
         )
         out.auto_stopped = verdict.stop
 
@@ -521,25 +620,23 @@ class Reconciler:
         out: Outcome,
         provider: Provider,
         instance: Instance,
-        reason: StopReason,
+        reason: Reason,
         message: str,
     ) -> None:
         st = out.status
         if instance.state not in (InstanceState.STOPPED, InstanceState.STOPPING):
             await provider.stop(instance.instance_id)
-        st.phase = VMStatus.STOPPED
-        st.stop_reason = reason.value
         st.started_at = None
-        st.gaming_environment_ready = False
-        st.message = f"stopped: {message}"
-        auto = reason in (StopReason.IDLE, StopReason.MAX_SESSION)
-        out.events.append(
-            Event("Normal", "AutoStopped" if auto else "Stopped", f"{reason}: {message}")
+        st.provisioning_since = None
+        self._enter(
+            inp, out, reason, f"stopped: {message}", event_message=f"{reason.value}: {message}"
         )
-        self._set(out, inp, ConditionType.READY, "False", "Stopped", st.message)
-        self._set(out, inp, ConditionType.ENVIRONMENT_READY, "False", "Stopped", "VM stopped")
-        if auto:
-            self._set(out, inp, ConditionType.AUTO_STOPPED, "True", reason.value, message)
+        if reason in (Reason.IDLE, Reason.MAX_SESSION):
+            # The AutoStopped condition says why in its own words (not "stopped: ...").
+            st.conditions = [
+                c.model_copy(update={"message": message}) if c.type == "AutoStopped" else c
+                for c in st.conditions
+            ]
         out.requeue_after = self._timings.idle
 
     # -- shared ---------------------------------------------------------------------------
@@ -557,23 +654,40 @@ class Reconciler:
             delay = max(exc.retry_after or 0.0, random.uniform(delay / 2, delay))  # noqa: S311
             out.retryable_failure = True
             out.requeue_after = delay
-            st.message = f"provider error, retrying in {delay:.0f} s: {exc}"
-            self._set(out, inp, ConditionType.SYNCED, "False", exc.reason.value, st.message)
-            if inp.retries == 0:
-                out.events.append(Event("Warning", exc.reason.value, st.message))
+            message = f"provider error, retrying in {delay:.0f} s: {exc}"
+            event = self._enter(
+                inp, out, Reason.PROVIDER_RETRYING, message, detail=exc.reason.value, post=False
+            )
+            if inp.retries == 0 and event is not None:
+                out.events.append(event)
             return
-        st.phase = VMStatus.ERROR
-        st.message = str(exc)
-        self._set(out, inp, ConditionType.READY, "False", exc.reason.value, st.message)
-        out.events.append(Event("Warning", exc.reason.value, st.message))
+        self._enter(inp, out, Reason.PROVIDER_FAILED, str(exc), detail=exc.reason.value)
         out.requeue_after = self._timings.idle
 
-    @staticmethod
-    def _warn_once(inp: StepInput, out: Outcome, reason: str, message: str) -> None:
-        """A Warning Event when Ready turns to this reason (not again on every retry)."""
-        previous = get_condition(inp.status.conditions, ConditionType.READY)
-        if previous is None or previous.reason != reason or previous.message != message:
-            out.events.append(Event("Warning", reason, message))
+    def _enter(
+        self,
+        inp: StepInput,
+        out: Outcome,
+        reason: Reason,
+        message: str,
+        *,
+        event_message: str | None = None,
+        detail: str | None = None,
+        post: bool = True,
+    ) -> Event | None:
+        """Apply one lifecycle transition; its Event is queued unless `post` is False."""
+        event = enter(
+            out.status,
+            reason,
+            message,
+            now=inp.now,
+            generation=inp.ref.generation,
+            event_message=event_message,
+            detail=detail,
+        )
+        if event is not None and post:
+            out.events.append(event)
+        return event
 
     @staticmethod
     def _apply_instance(st: GameVMStatus, instance: Instance) -> None:
@@ -587,25 +701,6 @@ class Reconciler:
         if instance.ports:
             # Kept so a restarted operator can reach Wolf without asking the provider again.
             st.provider_metadata[PORTS_METADATA_KEY] = format_ports(instance.ports)
-
-    @staticmethod
-    def _set(
-        out: Outcome,
-        inp: StepInput,
-        type_: ConditionType,
-        status: str,
-        reason: str,
-        message: str,
-    ) -> None:
-        out.status.conditions = set_condition(
-            out.status.conditions,
-            type_,
-            status,  # type: ignore[arg-type]
-            reason,
-            message,
-            now=inp.now,
-            generation=inp.ref.generation,
-        )
 
 
 def _parse_time(value: str | None) -> datetime | None:

@@ -561,3 +561,23 @@ def compact(verdicts: Sequence[JudgedT], limit: int = 20) -> list[JudgedT]:
         (rest if key in seen else representatives).append(verdict)
         seen.add(key)
     return (head + representatives + accepted[len(head) :] + rest)[:limit]
+
+
+# ---------------------------------------------------------------------------------------
+# The guard just before a create
+
+
+def offer_violation(config: EmulatorConfigSpec, spec: VMCreateRequest, offer: Offer) -> str | None:
+    """Why this exact offer must not be created now, or None.
+
+    The last check before `create`, whatever path produced the offer (a fresh selection,
+    a cached offer shared between VMs, a re-query after a restart): the provider must still
+    be enabled and allowed, and the offer must meet the preset and the tighter cost cap for
+    this GameVM. Reuses the selection's own rules, so the two can never disagree.
+    """
+    plan = plan_selection(config, spec)
+    query = next((q for q in plan.queries if q.provider is offer.provider), None)
+    if query is None:
+        return f"NotEligible: {offer.provider} is not an eligible provider for this GameVM"
+    rules = _rules(query, frozenset())
+    return _fit_reason(offer, rules) or _market_reason(offer, rules)

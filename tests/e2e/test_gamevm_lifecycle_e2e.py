@@ -113,7 +113,12 @@ def test_halted_and_always(gamevm_operator: OperatorUnderTest, gamevms: GameVMs)
     gamevms.wait_phase("power", "running")
 
 
-def test_orphan_keeps_the_instance(gamevm_operator: OperatorUnderTest, gamevms: GameVMs) -> None:
+def test_orphan_keeps_the_instance(
+    gamevm_operator: OperatorUnderTest, gamevms: GameVMs, kubectl: Kubectl
+) -> None:
+    # Orphan leaves a billing instance: only where the admin allows it.
+    allowing = premium_config(allowOrphanDeletionPolicy=True)
+    kubectl("apply", "-f", "-", input=yaml.safe_dump(allowing))
     gamevms.apply("orphan", deletionPolicy="Orphan")
     gamevms.wait_phase("orphan", "running")
     gamevms.delete("orphan")

@@ -108,6 +108,19 @@ def test_terminated_document() -> None:
     assert document.source_version == "99"
 
 
+def test_orphaned_instance_stays_tracked() -> None:
+    """deletionPolicy Orphan: the instance lives on, so its document is not terminated
+    (the TTL index only purges terminated documents)."""
+    body = gamevm_body(resource_version=99)
+    body["metadata"]["deletionTimestamp"] = "2026-11-26T11:00:00Z"
+    body["status"]["orphaned"] = True
+    document = terminated_vm_document_from(body)
+    assert document is not None
+    assert document.status is not VMStatus.TERMINATED
+    assert document.status.value == body["status"]["phase"]
+    assert document.provider_metadata["orphaned"] is True
+
+
 def test_unknown_spec_fields_are_ignored() -> None:
     body = gamevm_body(spec={"futureField": 1})
     assert vm_document_from(body) is not None

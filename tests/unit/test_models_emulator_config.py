@@ -3,6 +3,7 @@
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from gamevm.models import (
     CloudProvider,
@@ -43,8 +44,34 @@ def test_provider_preference_has_exactly_the_seed_keys() -> None:
     assert set(ProviderPreference.model_fields) == SEED_PREFERENCE_FIELDS
 
 
-def test_spec_has_the_seed_fields_plus_game_overrides() -> None:
-    assert set(EmulatorConfigSpec.model_fields) == SEED_CONFIG_FIELDS | {"game_overrides"}
+ADMIN_POLICY_FIELDS = {
+    "max_provisioning_minutes",
+    "allow_always_run_strategy",
+    "max_session_applies_to_always",
+    "allow_orphan_deletion_policy",
+}
+
+
+def test_spec_has_the_seed_fields_plus_game_overrides_and_admin_policy() -> None:
+    assert (
+        set(EmulatorConfigSpec.model_fields)
+        == SEED_CONFIG_FIELDS | {"game_overrides"} | ADMIN_POLICY_FIELDS
+    )
+
+
+def test_admin_policy_defaults_bound_every_vm() -> None:
+    spec = EmulatorConfigSpec.model_validate(emulator_config_spec())
+    assert spec.max_provisioning_minutes == 30
+    assert spec.allow_always_run_strategy is True
+    assert spec.max_session_applies_to_always is True
+    assert spec.allow_orphan_deletion_policy is False
+
+
+@pytest.mark.parametrize("minutes", [0, -1, 24 * 60 + 1])
+def test_max_provisioning_minutes_is_bounded(minutes: int) -> None:
+    with pytest.raises(ValidationError) as info:
+        EmulatorConfigSpec.model_validate(emulator_config_spec(maxProvisioningMinutes=minutes))
+    assert info.value.errors()[0]["loc"] == ("maxProvisioningMinutes",)
 
 
 def test_seed_provider_configuration_format_parses() -> None:
@@ -105,6 +132,10 @@ def test_spec_serialises_with_camel_case_aliases() -> None:
         "requiresGpu",
         "maxSessionHours",
         "gameOverrides",
+        "maxProvisioningMinutes",
+        "allowAlwaysRunStrategy",
+        "maxSessionAppliesToAlways",
+        "allowOrphanDeletionPolicy",
     }
     assert set(dumped["preferredProviders"][0]) == {
         "provider",

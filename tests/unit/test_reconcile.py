@@ -28,7 +28,7 @@ from gamevm.providers.base import (
 from gamevm.providers.wolf import WolfStatus
 from gamevm.services.access import AccessMaterial
 from gamevm.services.ports import Selection, VMRef
-from gamevm.services.reconcile import Reconciler, StepInput, Timings, instance_name
+from gamevm.services.reconcile import Outcome, Reconciler, StepInput, Timings, instance_name
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 MASTER = b"k" * 32
@@ -123,7 +123,12 @@ class FakeSelector:
         return Selection(chosen=None, preset=None, summary="all rejected")
 
     async def offer_for(
-        self, spec: GameVMSpec, config: EmulatorConfigSpec, provider: str, placement: str
+        self,
+        spec: GameVMSpec,
+        config: EmulatorConfigSpec,
+        provider: str,
+        placement: str,
+        gpu_model: str | None = None,
     ) -> Offer | None:
         return next(
             (o for o in self.offers if o.provider == provider and o.placement_id == placement), None
@@ -149,7 +154,10 @@ class FakeWolf:
 CONFIG = EmulatorConfigSpec.model_validate(
     {
         "consoleType": "switch",
-        "preferredProviders": [{"provider": "tensordock", "priority": 1}],
+        "preferredProviders": [
+            {"provider": "tensordock", "priority": 1},
+            {"provider": "cloudypad_gcp", "priority": 2},
+        ],
         "defaultPreset": "premium",
         "minCpu": 8,
         "minRamGb": 16,
@@ -180,15 +188,17 @@ class World:
         self.spec = GameVMSpec.model_validate({"consoleType": "switch", "autoStopTimeout": 900})
         self.annotations: dict[str, str] = {}
         self.now = T0
+        self.config: EmulatorConfigSpec | None = CONFIG
+        self.generation = 1
 
-    async def step(self, heartbeat: datetime | None = None) -> "object":
+    async def step(self, heartbeat: datetime | None = None) -> Outcome:
         out = await self.reconciler.step(
             StepInput(
-                ref=VMRef("ns", "vm", "0b9e7c1a-1111-2222-3333-444455556666", 1),
+                ref=VMRef("ns", "vm", "0b9e7c1a-1111-2222-3333-444455556666", self.generation),
                 spec=self.spec,
                 status=self.status,
                 annotations=self.annotations,
-                config=CONFIG,
+                config=self.config,
                 now=self.now,
                 heartbeat=heartbeat,
             )
@@ -213,7 +223,7 @@ async def test_create_records_choice_before_create_then_runs() -> None:
     assert w.status.decision is not None
     assert w.status.decision.chosen_provider is CloudProvider.TENSORDOCK
     assert w.td.creates == 0, "the choice is written to status before any create"
-    assert out.requeue_after == 0  # type: ignore[attr-defined]
+    assert out.requeue_after == 0
     await w.step()
     assert w.td.creates == 1
     assert w.status.provider_instance_id == "i-1"
@@ -241,7 +251,7 @@ async def test_no_capacity_falls_back_to_next_candidate() -> None:
     w.td.fail_create = ProviderError(ErrorReason.NO_CAPACITY, "sold out", retryable=False)
     await w.step()
     out = await w.step()
-    assert any(e.reason == "ProviderFallback" for e in out.events)  # type: ignore[attr-defined]
+    assert any(e.reason == "ProviderFallback" for e in out.events)
     await w.step()  # selects the next candidate
     assert w.status.provider is CloudProvider.CLOUDYPAD_GCP
     await w.step()
@@ -254,8 +264,8 @@ async def test_retryable_error_backs_off_without_fallback() -> None:
     await w.step()
     w.td.fail_create = ProviderError(ErrorReason.SERVER_ERROR, "503", retryable=True, retry_after=7)
     out = await w.step()
-    assert out.retryable_failure  # type: ignore[attr-defined]
-    assert out.requeue_after >= 7  # type: ignore[attr-defined]
+    assert out.retryable_failure
+    assert out.requeue_after >= 7
     assert w.status.decision is not None
     assert w.status.decision.chosen_provider is CloudProvider.TENSORDOCK
 
@@ -273,7 +283,7 @@ async def test_idle_vm_auto_stops_and_busy_keeps_it() -> None:
     out = await w.step()
     assert w.status.phase is VMStatus.STOPPED
     assert w.status.stop_reason == "Idle"
-    assert out.auto_stopped == "Idle"  # type: ignore[attr-defined]
+    assert out.auto_stopped == "Idle"
     assert w.td.instances["i-1"].state is InstanceState.STOPPED
 
 
@@ -316,9 +326,9 @@ async def test_power_requests_and_run_strategies() -> None:
     assert w.status.stop_reason == "RunStrategyHalted"
     w.spec = w.spec.model_copy(update={"run_strategy": RunStrategy.ALWAYS})
     await w.until_running()
-    w.now = T0 + timedelta(days=2)
+    w.now = T0 + timedelta(hours=3)
     await w.step()
-    assert w.status.phase is VMStatus.RUNNING, "Always never auto-stops"
+    assert w.status.phase is VMStatus.RUNNING, "Always is never stopped as idle"
 
 
 async def test_halted_creates_nothing() -> None:
@@ -341,8 +351,8 @@ async def test_invalid_power_request_is_reported_and_consumed(value: str) -> Non
     w = World()
     w.annotations[ANNOTATION_POWER_REQUEST] = value
     out = await w.step()
-    assert out.consume_power_request  # type: ignore[attr-defined]
-    assert any(e.reason == "InvalidPowerRequest" for e in out.events)  # type: ignore[attr-defined]
+    assert out.consume_power_request
+    assert any(e.reason == "InvalidPowerRequest" for e in out.events)
 
 
 async def test_restart_with_the_placement_gone_adopts_instead_of_falling_back() -> None:

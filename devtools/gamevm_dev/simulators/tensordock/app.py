@@ -489,6 +489,7 @@ async def create_instance(request: web.Request) -> web.StreamResponse:
         raise ApiError(400, "INSUFFICIENT_BALANCE", "Insufficient balance: at least $1 required")
     hostnode = _place(store, faults, req)
     vm = store.add(hostnode, req)
+    vm.wolf_silent = faults.faults.wolf_silent
     await store.boot(vm)
     if faults.crash_after_create():
         if faults.faults.crash_mode == "500":

@@ -19,6 +19,8 @@ Faults are a JSON object; every key is optional (defaults = no fault):
   instance, then `crash_mode` "drop" (default: the connection is closed with no
   response) or "500" (a 500 body, as if the gateway failed after the backend acted).
 - `balance` (USD, default 100): below 1, creates answer 400 "Insufficient balance".
+- `wolf_silent` (bool): VMs created while set boot and run, but their Wolf never answers
+  (as when the gaming stack failed to install); they still bill as running.
 - `methods` (e.g. ["POST"]) and `paths` (prefixes under /api/v2, e.g. ["/instances"]):
   restrict latency/5xx/429/timeout faults to matching requests. Counts (`*_next`)
   are consumed only by matching requests.
@@ -56,6 +58,7 @@ class Faults:
     crash_after_create_next: int = 0
     crash_mode: CrashMode = "drop"
     balance: float = 100.0
+    wolf_silent: bool = False
     methods: list[str] | None = None
     paths: list[str] | None = None
 

@@ -73,6 +73,8 @@ class VM:
     created_at: float
     deleted_at: float | None = None
     wolf_state: WolfState = WolfState.FREE
+    wolf_silent: bool = False
+    """Boots and bills, but no Wolf ever answers (fault `wolf_silent`)."""
     wolf: WolfResponder | None = field(default=None, repr=False)
     transition: asyncio.Task[None] | None = field(default=None, repr=False)
 
@@ -105,6 +107,7 @@ class VM:
             "created_at": self.created_at,
             "deleted_at": self.deleted_at,
             "wolf_state": self.wolf_state.value,
+            "wolf_silent": self.wolf_silent,
         }
 
     @classmethod
@@ -127,6 +130,7 @@ class VM:
             created_at=data["created_at"],
             deleted_at=data["deleted_at"],
             wolf_state=WolfState(data["wolf_state"]),
+            wolf_silent=bool(data.get("wolf_silent", False)),
         )
 
 
@@ -310,6 +314,10 @@ class Store:
 
     async def _finish_boot(self, vm: VM) -> None:
         if vm.deleted:
+            return
+        if vm.wolf_silent:
+            vm.status = "running"
+            self.save()
             return
         wolf = WolfResponder(f"tensordock-{vm.name}", state=vm.wolf_state)
         wanted = vm.forwards.get(WOLF_HTTP_PORT, 0)

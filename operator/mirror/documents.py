@@ -10,6 +10,9 @@ from pydantic import BaseModel
 from gamevm.mirror.ordering import SEQ_FIELD
 from gamevm.models.documents import EmulatorConfigDocument, VMDocument
 
+ORPHANED = "orphaned"
+"""provider_metadata key of a deleted GameVM whose instance was left running (Orphan)."""
+
 _BOOKKEEPING = frozenset({"_id", SEQ_FIELD})
 
 

@@ -24,6 +24,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
+from gamevm.mirror.documents import ORPHANED
 from gamevm.models.documents import EmulatorConfigDocument, VMDocument
 from gamevm.models.emulator_config import EmulatorConfigSpec, ProviderPreference
 from gamevm.models.enums import CloudProvider, VMStatus
@@ -161,10 +162,6 @@ def vm_document_from(body: Mapping[str, Any]) -> VMDocument | None:
         started_at=status.started_at,
         source_version=_source_version(metadata),
     )
-
-
-ORPHANED = "orphaned"
-"""provider_metadata key of a deleted GameVM whose instance was left running (Orphan)."""
 
 
 def terminated_vm_document_from(body: Mapping[str, Any]) -> VMDocument | None:

@@ -21,7 +21,7 @@ from typing import Any
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
-from gamevm.mirror.documents import bson_value, stored_fields
+from gamevm.mirror.documents import ORPHANED, bson_value, stored_fields
 from gamevm.mirror.ordering import SEQ_FIELD, not_newer_than
 from gamevm.models.documents import EmulatorConfigDocument, VMDocument
 from gamevm.models.enums import VMStatus
@@ -83,7 +83,13 @@ async def write_vm(
 async def write_vm_terminated(
     collection: Collection, document: VMDocument, seq: int, *, unique: bool = True
 ) -> Outcome:
-    """Mark a VM terminated with its last known fields (kept until the retention ends)."""
+    """Mark a VM terminated with its last known fields (kept until the retention ends).
+
+    A GameVM deleted with deletionPolicy Orphan left its instance running: its document
+    stays live (not terminated, so never purged) with `provider_metadata.orphaned`.
+    """
+    if document.provider_metadata.get(ORPHANED) is True:
+        return await write_vm(collection, document, seq, unique=unique)
     fields = stored_fields(document.model_copy(update={"status": VMStatus.TERMINATED}))
     guard = {**not_newer_than(seq), "status": {"$ne": _TERMINATED}}
     key = {"vm_id": document.vm_id}
@@ -103,7 +109,7 @@ async def mark_vm_terminated(collection: Collection, vm_id: str, when: datetime)
         {
             "vm_id": vm_id,
             "status": {"$ne": _TERMINATED},
-            "provider_metadata.orphaned": {"$ne": True},
+            f"provider_metadata.{ORPHANED}": {"$ne": True},
         },
         {"$set": {"status": _TERMINATED, "updated_at": bson_value(when)}},
     )

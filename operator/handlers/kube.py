@@ -56,7 +56,11 @@ def load_api_client(threads: int) -> client.ApiClient:
     # One pooled connection per worker thread: the default pool of 10 would drop and
     # re-open TLS connections under load.
     configuration.connection_pool_maxsize = threads
-    return client.ApiClient(configuration)
+    api = client.ApiClient(configuration)
+    # The API server names a writer in managedFields after its User-Agent: "gamevm-operator"
+    # (not the generic "OpenAPI-Generator"), so an e2e test can show it owns no spec field.
+    api.user_agent = OPERATOR_NAME
+    return api
 
 
 class Kube:

@@ -358,3 +358,17 @@ def test_spec_is_never_in_the_outcome() -> None:
     """The reconcile returns a status only: nothing it computes can reach spec."""
     assert "spec" not in GameVMStatus.model_fields
     assert not set(GameVMSpec.model_fields) & {"phase", "conditions"}
+
+
+def test_provisioning_timeouts_are_counted() -> None:
+    from gamevm import metrics
+
+    def value() -> float:
+        sample = metrics.REGISTRY.get_sample_value(
+            "gamevm_provisioning_timeouts_total", {"provider": "tensordock"}
+        )
+        return sample or 0.0
+
+    before = value()
+    metrics.count_provisioning_timeout(CloudProvider.TENSORDOCK)
+    assert value() == before + 1

@@ -122,15 +122,24 @@ async def _server_name(database: AsyncDatabase[dict[str, Any]]) -> str:
 async def detect(database: AsyncDatabase[dict[str, Any]]) -> Capabilities:
     """Probe the server; raises PyMongoError when it is unreachable (retry later)."""
     await database.drop_collection(PROBE_COLLECTION)
+    terminated = {"status": "terminated"}
     try:
-        return Capabilities(
-            ttl=await _index_kept(database, "t", "expireAfterSeconds", expireAfterSeconds=3600),
-            partial_filter=await _index_kept(
+        ttl = await _index_kept(database, "t", "expireAfterSeconds", expireAfterSeconds=3600)
+        partial = await _index_kept(
+            database, "p", "partialFilterExpression", partialFilterExpression=terminated
+        )
+        if ttl and partial:
+            # The seed's index needs both on one index (some servers allow each alone only).
+            partial = await _index_kept(
                 database,
-                "p",
+                "tp",
                 "partialFilterExpression",
-                partialFilterExpression={"status": "terminated"},
-            ),
+                expireAfterSeconds=3600,
+                partialFilterExpression=terminated,
+            )
+        return Capabilities(
+            ttl=ttl,
+            partial_filter=partial,
             unique=await _unique_enforced(database),
             server=await _server_name(database),
         )

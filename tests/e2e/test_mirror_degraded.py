@@ -15,6 +15,7 @@ from gamevm import metrics
 from gamevm.mirror.mapping import vm_document_from
 from gamevm.mirror.purge import purge_batch, purge_expired
 from gamevm.mirror.repository import Mirror
+from gamevm.mirror.writes import Outcome, write_vm
 from gamevm.models.documents import VM_COLLECTION, VMDocument
 from gamevm.models.enums import VMStatus
 from tests.fixtures.mongo import (
@@ -158,3 +159,20 @@ async def test_capability_probe_leaves_no_trace(
     names = await mongo_client[mongo_db_name].list_collection_names()
     assert "gamevm_capability_probe" not in names
     assert time.monotonic() - started < 15
+
+
+@ON_EVERY_MONGO_SERVER
+async def test_writes_without_unique_index(mongo_client: Client, mongo_db_name: str) -> None:
+    """The no-unique-index path (Cosmos DB refuses unique indexes on a non-empty
+    collection): look before insert, so a stale or repeated write adds no duplicate."""
+    collection = mongo_client[mongo_db_name][VM_COLLECTION]
+    when = datetime.now(UTC)
+    first = _vm("u-1", when).model_copy(update={"source_version": "a"})
+    later = first.model_copy(update={"source_version": "b", "ip_address": "10.0.0.2"})
+    assert await write_vm(collection, first, 10, unique=False) is Outcome.WRITTEN
+    assert await write_vm(collection, later, 20, unique=False) is Outcome.WRITTEN
+    assert await write_vm(collection, first, 15, unique=False) is Outcome.STALE  # older
+    assert await write_vm(collection, later, 30, unique=False) is Outcome.STALE  # same version
+    stored = [doc async for doc in collection.find({"vm_id": "u-1"})]
+    assert len(stored) == 1
+    assert stored[0]["source_version"] == "b"

@@ -119,7 +119,10 @@ class Settings(BaseSettings):
     cloudypad_cli: str = Field(default="cloudypad", description="Path of the CloudyPad CLI.")
     cloudypad_home: str | None = Field(
         default=None,
-        description="CLOUDYPAD_HOME for the CLI (state root); unset: CloudyPad's ~/.cloudypad.",
+        description=(
+            "CLOUDYPAD_HOME for the CLI (state root); unset: $CLOUDYPAD_HOME, else "
+            "~/.cloudypad of the operator's HOME."
+        ),
     )
     cloudypad_env: dict[str, str] = Field(
         default_factory=dict,
@@ -133,6 +136,19 @@ class Settings(BaseSettings):
     )
     cloudypad_timeout: float = Field(
         default=1800.0, gt=0, description="Seconds a CloudyPad CLI call may take."
+    )
+    cloudypad_max_concurrent_runs: int = Field(
+        default=4,
+        ge=1,
+        description=(
+            "CloudyPad CLI runs at once, across all CloudyPad providers (each loads every "
+            "cloud SDK and most run Pulumi); further calls wait for a slot."
+        ),
+    )
+    cloudypad_eur_usd_rate: float = Field(
+        default=1.16,
+        gt=0,
+        description="USD per EUR for CloudyPad clouds that price in EUR (Scaleway).",
     )
 
     # Mongo mirror.

@@ -7,18 +7,23 @@ only in the environment of the CLI subprocess of their own cloud, never on its c
 line (except the non-secret project/subscription ids CloudyPad takes as flags), never
 logged.
 
-Required keys (optional ones in parentheses):
+Required keys (optional ones in parentheses). For CloudyPad, the variables and files the
+cloud SDKs under the CLI really read:
 - tensordock: `tensordock-token`
-- cloudypad_gcp: `GOOGLE_PROJECT` (`GOOGLE_CREDENTIALS`: service-account JSON;
-  `GOOGLE_APPLICATION_CREDENTIALS`: path of a mounted key file; `GOOGLE_REGION`,
-  `GOOGLE_ZONE`, `CLOUDSDK_CORE_PROJECT`)
+- cloudypad_gcp: `GOOGLE_PROJECT` (`GOOGLE_CREDENTIALS`: service-account JSON, written to a
+  0600 file in a private folder and passed as `GOOGLE_APPLICATION_CREDENTIALS`, the only
+  name the Google SDKs read; or `GOOGLE_APPLICATION_CREDENTIALS`: path of a mounted key
+  file; `GOOGLE_REGION`, `GOOGLE_ZONE`, `CLOUDSDK_CORE_PROJECT`)
 - cloudypad_aws: `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` (`AWS_SESSION_TOKEN`,
   `AWS_PROFILE`, `AWS_REGION`)
-- cloudypad_azure: `AZURE_CLIENT_ID`, `AZURE_SECRET`, `AZURE_TENANT`,
-  `AZURE_SUBSCRIPTION_ID` (`AZURE_CLIENT_SECRET`, `AZURE_TENANT_ID`)
+- cloudypad_azure: `AZURE_CLIENT_ID`, `AZURE_CLIENT_SECRET`, `AZURE_TENANT_ID`,
+  `AZURE_SUBSCRIPTION_ID` (DefaultAzureCredential's names; Pulumi's `ARM_*` copies are
+  added)
 - cloudypad_paperspace: `PAPERSPACE_API_KEY`
 - cloudypad_scaleway: `SCW_ACCESS_KEY`, `SCW_SECRET_KEY`, `SCW_DEFAULT_PROJECT_ID`
-  (`SCW_DEFAULT_ZONE`, `SCW_DEFAULT_REGION`)
+  (`SCW_DEFAULT_ORGANIZATION_ID`, `SCW_DEFAULT_ZONE`, `SCW_DEFAULT_REGION`): written to
+  `~/.config/scw/config.yaml` of a private HOME, which CloudyPad requires (the SCW_*
+  variables alone fail)
 """
 
 from collections.abc import Mapping
@@ -61,13 +66,17 @@ CREDENTIAL_KEYS: Mapping[CloudProvider, CredentialKeys] = {
         optional=("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_REGION"),
     ),
     CloudProvider.CLOUDYPAD_AZURE: CredentialKeys(
-        required=("AZURE_CLIENT_ID", "AZURE_SECRET", "AZURE_TENANT", "AZURE_SUBSCRIPTION_ID"),
-        optional=("AZURE_CLIENT_SECRET", "AZURE_TENANT_ID"),
+        required=(
+            "AZURE_CLIENT_ID",
+            "AZURE_CLIENT_SECRET",
+            "AZURE_TENANT_ID",
+            "AZURE_SUBSCRIPTION_ID",
+        ),
     ),
     CloudProvider.CLOUDYPAD_PAPERSPACE: CredentialKeys(required=("PAPERSPACE_API_KEY",)),
     CloudProvider.CLOUDYPAD_SCALEWAY: CredentialKeys(
         required=("SCW_ACCESS_KEY", "SCW_SECRET_KEY", "SCW_DEFAULT_PROJECT_ID"),
-        optional=("SCW_DEFAULT_ZONE", "SCW_DEFAULT_REGION"),
+        optional=("SCW_DEFAULT_ORGANIZATION_ID", "SCW_DEFAULT_ZONE", "SCW_DEFAULT_REGION"),
     ),
 }
 

@@ -7,6 +7,7 @@ missing keys (never values), so selection reports it as unavailable and the othe
 providers keep working. Key names: `gamevm.providers.credentials`.
 """
 
+import asyncio
 from collections.abc import Mapping
 
 from gamevm.models.enums import CloudProvider
@@ -91,9 +92,16 @@ def retry_policy(settings: Settings) -> RetryPolicy:
 
 
 def build_provider(
-    provider: CloudProvider, settings: Settings, credentials: Mapping[str, str]
+    provider: CloudProvider,
+    settings: Settings,
+    credentials: Mapping[str, str],
+    cloudypad_runs: asyncio.Semaphore | None = None,
 ) -> Provider:
-    """One adapter (or an UnconfiguredProvider when its Secret keys are missing)."""
+    """One adapter (or an UnconfiguredProvider when its Secret keys are missing).
+
+    `cloudypad_runs` bounds concurrent CloudyPad CLI runs; `build_providers` shares one
+    among all CloudyPad providers.
+    """
     missing = missing_keys(provider, credentials)
     if missing:
         error = missing_credentials_error(provider, settings.credentials_secret, missing)
@@ -117,6 +125,8 @@ def build_provider(
         power_timeout=settings.cloudypad_power_timeout,
         home=settings.cloudypad_home,
         extra_env=settings.cloudypad_env,
+        runs=cloudypad_runs or asyncio.Semaphore(settings.cloudypad_max_concurrent_runs),
+        eur_usd_rate=settings.cloudypad_eur_usd_rate,
     )
 
 
@@ -124,7 +134,8 @@ def build_providers(
     settings: Settings, credentials: Mapping[str, str]
 ) -> dict[CloudProvider, Provider]:
     """All six providers, keyed by CloudProvider."""
-    return {p: build_provider(p, settings, credentials) for p in CloudProvider}
+    cloudypad_runs = asyncio.Semaphore(settings.cloudypad_max_concurrent_runs)
+    return {p: build_provider(p, settings, credentials, cloudypad_runs) for p in CloudProvider}
 
 
 async def close_providers(providers: Mapping[CloudProvider, Provider]) -> None:

@@ -13,6 +13,7 @@ with an instance by the session cap and (Manual) the idle timeout.
 
 import hashlib
 import random
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -59,10 +60,24 @@ FIRST_OBSERVE_AFTER_CREATE = 1.0
 PROVISIONING_PHASES = frozenset({VMStatus.CREATING, VMStatus.CONFIGURING})
 
 
+_HEX_AS_LETTERS = str.maketrans("0123456789abcdef", "abcdefghijklmnop")
+
+
 def instance_name(uid: str) -> str:
-    """Deterministic provider-side name: the same GameVM always maps to the same instance."""
-    digest = hashlib.sha256(uid.encode()).hexdigest()[:12]
-    return f"{INSTANCE_NAME_PREFIX}{uid.split('-', maxsplit=1)[0]}-{digest}"
+    """Deterministic provider-side name: the same GameVM always maps to the same instance.
+
+    Letters only between the hyphens: CloudyPad accepts a name only when lodash's
+    `kebabCase(name) === name`, which splits letters from digits (`gvm-3f2a` would become
+    `gvm-3-f-2-a` and the CLI would prompt). Hex digits map one to one onto `a`..`p`, so
+    the name stays unique and recognisable: the uid's first group, then a digest.
+    """
+    digest = hashlib.sha256(uid.encode()).hexdigest()
+    head = uid.split("-", maxsplit=1)[0].lower()
+    if not re.fullmatch(r"[0-9a-f]{1,8}", head):
+        head = digest[12:20]
+    return f"{INSTANCE_NAME_PREFIX}{head.translate(_HEX_AS_LETTERS)}-" + digest[:12].translate(
+        _HEX_AS_LETTERS
+    )
 
 
 def known_instance(status: GameVMStatus) -> Instance | None:

@@ -214,7 +214,7 @@ async def test_missing_cloud_credentials_is_unauthorized(
         await gcp.create(create_spec("gvm-noauth", offer))
     assert raised.value.reason is ErrorReason.UNAUTHORIZED
     assert not raised.value.retryable
-    assert "credentials not found" in raised.value.message
+    assert "Could not load the default credentials" in raised.value.message
 
 
 async def test_secrets_never_appear_in_errors(cloudypad_sim: CloudyPadSimHandle) -> None:
@@ -291,13 +291,15 @@ async def test_unfinished_create_counts_as_absent(cloudypad_sim: CloudyPadSimHan
     # A create that died before provisioning (here: no capacity, run by hand) leaves
     # inputs-only state behind; the adapter neither adopts nor trips over it.
     cloudypad_sim.set_faults({"no_capacity": True})
-    code, _out, err = await cloudypad_sim.arun(
+    code, out, err = await cloudypad_sim.arun(
         "create", "aws", "--name", "gvm-leftover", "--yes", "--overwrite-existing",
-        "--skip-pairing", "--streaming-server", "wolf", "--region", "us-east-1",
-        "--instance-type", "g4dn.xlarge",
+        "--skip-pairing", "--streaming-server", "wolf", "--autostop", "no", "--region",
+        "us-east-1", "--zone", "us-east-1a", "--instance-type", "g4dn.xlarge", "--spot", "no",
+        "--disk-size", "100", "--data-disk-size", "100", "--dedicated-vpc", "--cost-alert", "no",
     )  # fmt: skip
     assert code == 1
-    assert "InsufficientInstanceCapacity" in err
+    assert "InsufficientInstanceCapacity" in out  # errors are logged on stdout
+    assert "Oops, something went wrong" in err
     cloudypad_sim.set_faults({})
     provider = adapter(cloudypad_sim, CloudProvider.CLOUDYPAD_AWS)
     assert await provider.find("gvm-leftover") is None

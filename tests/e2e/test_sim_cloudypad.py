@@ -9,59 +9,32 @@ from typing import Any
 import aiohttp
 import pytest
 
+from gamevm.models.enums import CloudProvider, GpuTier, VMPreset
+from gamevm.providers.base import Offer
+from gamevm.providers.cloudypad.catalog import cloudypad_catalog
+from gamevm.providers.cloudypad.cli import create_args as cli_create_args
 from tests.fixtures.simulators import CloudyPadSimHandle, cloudypad_sim_home, wolf_processes
 
 pytestmark = pytest.mark.e2e
 
-COMMON = ["--yes", "--overwrite-existing", "--skip-pairing", "--streaming-server", "wolf"]
-PROVIDER_FLAGS: dict[str, list[str]] = {
-    "gcp": [
-        "--project-id",
-        "proj",
-        "--region",
-        "asia-northeast1",
-        "--zone",
-        "asia-northeast1-b",
-        "--machine-type",
-        "n1-standard-4",
-        "--gpu-type",
-        "nvidia-tesla-t4",
-    ],
-    "aws": ["--region", "us-east-1", "--zone", "us-east-1a", "--instance-type", "g4dn.xlarge"],
-    "azure": [
-        "--subscription-id",
-        "sub",
-        "--location",
-        "westeurope",
-        "--vm-size",
-        "Standard_NV6ads_A10_v5",
-    ],
-    "paperspace": ["--machine-type", "P4000", "--region", "East Coast (NY2)"],
-    "scaleway": [
-        "--project-id",
-        "proj",
-        "--region",
-        "fr-par",
-        "--zone",
-        "fr-par-2",
-        "--instance-type",
-        "L4-1-24G",
-    ],
-}
+PROVIDERS = ["aws", "azure", "gcp", "paperspace", "scaleway"]
+FLAG_VALUES = {"GOOGLE_PROJECT": "proj", "AZURE_SUBSCRIPTION_ID": "sub"}
+FLAG_VALUES["SCW_DEFAULT_PROJECT_ID"] = "00000000-0000-4000-8000-000000000001"
 
 
-def create_args(provider: str, name: str, *extra: str) -> list[str]:
-    return [
-        "create",
-        provider,
-        "--name",
-        name,
-        *COMMON,
-        *PROVIDER_FLAGS[provider],
-        "--autostop",
-        "false",
-        *extra,
-    ]
+def create_args(provider: str, name: str, *extra: str, zone_of_first: bool = True) -> list[str]:
+    """The command line the operator's adapter sends for this cloud's first placement."""
+    cloud = cloudypad_catalog()[provider]
+    region = cloud.regions[0]
+    details = {"cli_region": region.cli_value, **({"zone": region.zone} if region.zone else {})}
+    offer = Offer(
+        provider=CloudProvider(f"cloudypad_{provider}"), region=region.region,
+        placement_id=region.zone or region.region, location_label=region.label,
+        latitude=region.latitude, longitude=region.longitude, price_per_hour=1.0, vcpu=4,
+        ram_gb=16, gpu_tier=GpuTier.BASIC, details=details,
+    )  # fmt: skip
+    key = "/nonexistent/key" if cloud.ssh_key_flag else None
+    return [*cli_create_args(cloud, name, VMPreset.ADVANCED, offer, FLAG_VALUES, key), *extra]
 
 
 def get(sim: CloudyPadSimHandle, name: str) -> dict[str, Any]:
@@ -82,7 +55,7 @@ async def wolf_state(port: int) -> str | None:
         return None
 
 
-@pytest.mark.parametrize("provider", sorted(PROVIDER_FLAGS))
+@pytest.mark.parametrize("provider", PROVIDERS)
 async def test_full_lifecycle_per_cloud(cloudypad_sim: CloudyPadSimHandle, provider: str) -> None:
     name = f"vm-{provider}"
     code, _, err = await cloudypad_sim.arun(*create_args(provider, name))
@@ -111,9 +84,10 @@ async def test_full_lifecycle_per_cloud(cloudypad_sim: CloudyPadSimHandle, provi
     assert await wolf_state(port) == "SUNSHINE_SERVER_FREE"
 
     assert (await cloudypad_sim.arun("destroy", name, "--yes"))[0] == 0
-    code, _, err = cloudypad_sim.run("get", name)
+    code, out, err = cloudypad_sim.run("get", name)
     assert code == 1
-    assert f"Instance {name} not found" in err
+    assert f"Instance named '{name}' does not exist." in out
+    assert "Oops, something went wrong" in err
     assert cloudypad_sim.wolf_pids() == []
 
 
@@ -139,46 +113,51 @@ async def test_wolf_busy_free_switching(cloudypad_sim: CloudyPadSimHandle) -> No
 @pytest.mark.parametrize(
     ("provider", "variable", "fragment"),
     [
-        ("gcp", "GOOGLE_APPLICATION_CREDENTIALS", "Google Cloud credentials not found"),
-        ("aws", "AWS_SECRET_ACCESS_KEY", "AWS credentials not found"),
-        ("azure", "AZURE_TENANT", "Azure credentials not found"),
-        ("paperspace", "PAPERSPACE_API_KEY", "Paperspace API key not found"),
-        ("scaleway", "SCW_SECRET_KEY", "Scaleway credentials not found"),
+        ("gcp", "GOOGLE_APPLICATION_CREDENTIALS", "Could not load the default credentials"),
+        ("aws", "AWS_SECRET_ACCESS_KEY", "Could not load credentials from any providers"),
+        ("azure", "AZURE_TENANT_ID", "DefaultAzureCredential failed"),
+        ("paperspace", "PAPERSPACE_API_KEY", "No Paperspace API Key found"),
+        ("scaleway", "HOME", "Did you configure your Scaleway credentials?"),
     ],
 )
 def test_missing_credentials_fail_clearly(
     cloudypad_sim: CloudyPadSimHandle, provider: str, variable: str, fragment: str
 ) -> None:
-    del cloudypad_sim.env[variable]
-    code, _, err = cloudypad_sim.run(*create_args(provider, "nocreds"))
+    if variable == "HOME":  # Scaleway: its config file lives under HOME
+        cloudypad_sim.env["HOME"] = str(cloudypad_sim.home)
+    else:
+        del cloudypad_sim.env[variable]
+    code, out, err = cloudypad_sim.run(*create_args(provider, "nocreds"))
     assert code == 1
-    assert err.startswith("Error: ")
-    assert fragment in err
+    assert fragment in out
+    assert "Oops, something went wrong" in err
     assert cloudypad_sim.instances() == []
 
 
 def test_non_interactive_errors(cloudypad_sim: CloudyPadSimHandle) -> None:
-    code, _, err = cloudypad_sim.run(
-        "create", "gcp", "--name", "x", "--yes", "--region", "us-east1"
-    )
+    args = create_args("gcp", "x")
+    code, out, _ = cloudypad_sim.run(*args[: args.index("--nic-type")])
     assert code == 1
-    assert "--project-id" in err
-    code, _, err = cloudypad_sim.run(*create_args("gcp", "x")[:-2], "--zone", "europe-west4-a")
+    assert "? Select NIC type" in out
+    assert "ExitPromptError" in out
+    code, out, _ = cloudypad_sim.run(*create_args("gcp", "x"), "--zone", "europe-west4-a")
     assert code == 1
-    assert "not in region" in err
+    assert "not in region" in out
     assert cloudypad_sim.run(*create_args("aws", "dup"))[0] == 0
     args = [a for a in create_args("aws", "dup") if a != "--overwrite-existing"]
-    code, _, err = cloudypad_sim.run(*args)
-    assert (code, "already exists" in err) == (1, True)
-    code, _, err = cloudypad_sim.run("destroy", "dup")
-    assert (code, "--yes" in err) == (1, True)
-    assert cloudypad_sim.run("create", "aws", "--bogus")[0] == 2
+    code, out, _ = cloudypad_sim.run(*args)
+    assert (code, "already exists" in out) == (1, True)
+    code, out, _ = cloudypad_sim.run("destroy", "dup")
+    assert (code, "Please confirm" in out) == (1, True)
+    code, _, err = cloudypad_sim.run("create", "aws", "--bogus")
+    assert (code, err.strip()) == (1, "error: unknown option '--bogus'")
 
 
 def test_fail_fault_by_count(cloudypad_sim: CloudyPadSimHandle) -> None:
     cloudypad_sim.set_faults({"fail_next": 1, "fail_commands": ["create"], "fail_message": "boom"})
-    code, _, err = cloudypad_sim.run(*create_args("aws", "f"))
-    assert (code, err.strip()) == (1, "Error: boom")
+    code, out, _ = cloudypad_sim.run(*create_args("aws", "f"))
+    assert code == 1
+    assert "Caused by (1): Error: boom" in out
     assert cloudypad_sim.instances() == []
     assert cloudypad_sim.run(*create_args("aws", "f"))[0] == 0
     assert [e["exit"] for e in cloudypad_sim.log() if e["command"] == "create"] == [1, 0]
@@ -192,9 +171,9 @@ def test_no_capacity_uses_the_clouds_message(
     cloudypad_sim: CloudyPadSimHandle, provider: str, message: str
 ) -> None:
     cloudypad_sim.set_faults({"no_capacity": {provider: ["*"]}})
-    code, _, err = cloudypad_sim.run(*create_args(provider, "nc"))
+    code, out, _ = cloudypad_sim.run(*create_args(provider, "nc"))
     assert code == 1
-    assert message in err
+    assert message in out
     (inst,) = cloudypad_sim.instances()
     assert inst["provisioned"] is False  # initial state saved, nothing provisioned
     assert get(cloudypad_sim, "nc")["status"]["serverStatus"] == "unknown"
@@ -203,7 +182,7 @@ def test_no_capacity_uses_the_clouds_message(
 
 
 def test_no_capacity_can_target_one_zone(cloudypad_sim: CloudyPadSimHandle) -> None:
-    cloudypad_sim.set_faults({"no_capacity": {"gcp": ["asia-northeast1-b"]}})
+    cloudypad_sim.set_faults({"no_capacity": {"gcp": ["us-central1-a"]}})
     assert cloudypad_sim.run(*create_args("gcp", "z"))[0] == 1
     assert cloudypad_sim.run(*create_args("aws", "y"))[0] == 0
 
@@ -212,9 +191,9 @@ async def test_crash_after_create_leaves_a_running_instance(
     cloudypad_sim: CloudyPadSimHandle,
 ) -> None:
     cloudypad_sim.set_faults({"crash_after_create_next": 1})
-    code, _, err = cloudypad_sim.run(*create_args("gcp", "crash"))
+    code, out, _ = cloudypad_sim.run(*create_args("gcp", "crash"))
     assert code == 1
-    assert "simulated crash" in err
+    assert "simulated crash" in out
     state = get(cloudypad_sim, "crash")
     assert state["status"]["ready"] is True
     assert await wolf_state(state["provision"]["output"]["portForwards"]["47989"]) is not None
@@ -239,8 +218,8 @@ def test_seeded_fail_rate_is_reproducible(cloudypad_sim: CloudyPadSimHandle) -> 
         (cloudypad_sim.home / ".sim-counter").unlink(missing_ok=True)
         results = [cloudypad_sim.run("list") for _ in range(8)]
         runs.append([code for code, _, _ in results])
-        stderr = {err.strip() for _, _, err in results}
-        assert stderr <= {"", "Error: Pulumi operation failed: simulated provider error"}
+        failed = {"simulated provider error" in out for code, out, _ in results if code}
+        assert failed <= {True}
     assert runs[0] == runs[1]
     assert set(runs[0]) == {0, 1}
 
@@ -251,9 +230,9 @@ def test_delays_and_wait_timeout(cloudypad_sim: CloudyPadSimHandle) -> None:
     assert cloudypad_sim.run("stop", "slow")[0] == 0
     assert get(cloudypad_sim, "slow")["status"]["serverStatus"] == "stopping"
     assert cloudypad_sim.run("stop", "slow", "--wait")[0] == 0  # already stopping: returns
-    code, _, err = cloudypad_sim.run("start", "slow", "--wait", "--timeout", "0.1")
+    code, out, _ = cloudypad_sim.run("start", "slow", "--wait", "--timeout", "0.1")
     assert code == 1
-    assert "Timeout" in err
+    assert "Timeout" in out
 
 
 def test_teardown_leaves_no_process(tmp_path: Path) -> None:

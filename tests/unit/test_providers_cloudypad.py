@@ -15,6 +15,7 @@ from gamevm.providers.cloudypad.cli import (
     parse_json_output,
     power_args,
     redact,
+    summary,
 )
 
 
@@ -88,13 +89,22 @@ async def test_gcp_create_args() -> None:
     assert "--region asia-northeast1 --zone asia-northeast1-a" in joined
     assert "--machine-type n1-standard-8 --gpu-type nvidia-tesla-t4" in joined
     assert "{secret}" not in joined  # credentials go to the environment only
+    # Every option CloudyPad would otherwise ask for (a prompt dies without a TTY) ...
+    for option in ("--spot no", "--disk-size 100", "--disk-type pd-balanced",
+                   "--network-tier PREMIUM", "--nic-type auto", "--cost-alert no"):  # fmt: skip
+        assert option in joined
+    # ... and stop only powers off: the server and its disk stay.
+    assert "--delete-instance-server-on-stop no --data-disk-snapshot no" in joined
+    assert "--base-image-snapshot no" in joined
 
 
 async def test_paperspace_and_azure_args() -> None:
     ps = (await offers(CloudProvider.CLOUDYPAD_PAPERSPACE, VMPreset.ADVANCED))[0]
-    args = create_args(cloudypad_catalog()["paperspace"], "n", VMPreset.ADVANCED, ps, {})
+    args = create_args(cloudypad_catalog()["paperspace"], "n", VMPreset.ADVANCED, ps, {}, "/k")
     assert args[args.index("--region") + 1] == "East Coast (NY2)"
+    assert args[args.index("--ssh-key-path") + 1] == "/k"
     assert "--zone" not in args
+    assert "--delete-instance-server-on-stop" not in args  # Paperspace has no such option
     az = (await offers(CloudProvider.CLOUDYPAD_AZURE, VMPreset.PREMIUM))[0]
     args = create_args(
         cloudypad_catalog()["azure"], "n", VMPreset.PREMIUM, az, {"AZURE_SUBSCRIPTION_ID": "s"}
@@ -102,6 +112,34 @@ async def test_paperspace_and_azure_args() -> None:
     assert args[args.index("--location") + 1] == az.region
     assert args[args.index("--vm-size") + 1] == "Standard_NC8as_T4_v3"
     assert args[args.index("--subscription-id") + 1] == "s"
+
+
+async def test_azure_machines_are_ones_cloudypad_supports() -> None:
+    # Standard_NV6ads_A10_v5 is commented out upstream (needs GRID drivers).
+    machines = {m.machine_type for m in cloudypad_catalog()["azure"].machines.values()}
+    assert "Standard_NV6ads_A10_v5" not in machines
+    assert machines <= {"Standard_NC4as_T4_v3", "Standard_NC8as_T4_v3", "Standard_NC16as_T4_v3"}
+
+
+async def test_scaleway_prices_are_euros_converted_to_dollars() -> None:
+    machine = cloudypad_catalog()["scaleway"].machines[VMPreset.ADVANCED]
+    assert machine.currency == "EUR"
+    provider = CloudyPadProvider(
+        CloudProvider.CLOUDYPAD_SCALEWAY,
+        cli="cloudypad",
+        credentials={},
+        timeout=1,
+        power_timeout=1,
+        eur_usd_rate=1.25,
+    )
+    request = OfferRequest(preset=VMPreset.ADVANCED, resources=PRESET_RESOURCES[VMPreset.ADVANCED])
+    (offer, *_) = await provider.offers(request)
+    assert offer.price_per_hour == round(machine.price_per_hour * 1.25, 4)
+    assert offer.details["list_price"] == f"{machine.price_per_hour} EUR/h"
+    without_rate = adapter(CloudProvider.CLOUDYPAD_SCALEWAY)
+    with pytest.raises(ProviderError) as raised:
+        await without_rate.offers(request)
+    assert "EUR" in raised.value.message
 
 
 def test_power_args() -> None:
@@ -164,6 +202,26 @@ def test_json_output_with_log_lines_and_garbage() -> None:
     assert raised.value.reason is ErrorReason.BAD_RESPONSE
 
 
+REAL_NOT_FOUND = (
+    "\x1b[37m2026-11-30 16:35:42.721\x1b[39m\t\x1b[31m\x1b[1mERROR\x1b[22m\x1b[39m\tprogram\t\n"
+    "\x1b[97m\x1b[101m\x1b[1m Error \x1b[22m\x1b[49m\x1b[39m Failed to get details of instance "
+    "gvm-x\nerror stack:\n  \u2022 program.js\tCommand.<anonymous>\n"
+    "Caused by (1): Error: Instance named 'gvm-x' does not exist.\n"
+)
+"""The shape of the real CLI's `get` of a missing instance (stdout)."""
+OOPS = "\nOops, something went wrong \U0001f628 Full error is shown above.\n"
+
+
+def test_errors_are_read_from_stdout_without_ansi() -> None:
+    message = summary(REAL_NOT_FOUND, OOPS)
+    assert message == (
+        "Failed to get details of instance gvm-x | Error: Instance named 'gvm-x' does not exist."
+    )
+    assert is_not_found(message, "gvm-x")
+    assert not is_not_found(message, "gvm-y")
+    assert not is_not_found("spawn pulumi ENOENT", "gvm-x")  # a missing tool is no answer
+
+
 @pytest.mark.parametrize(
     ("message", "reason", "retryable"),
     [
@@ -171,11 +229,32 @@ def test_json_output_with_log_lines_and_garbage() -> None:
         ("InsufficientInstanceCapacity: We currently do not have", ErrorReason.NO_CAPACITY, False),
         ("AllocationFailed: Allocation failed.", ErrorReason.NO_CAPACITY, False),
         ("scaleway-sdk-go: out of stock: instance type", ErrorReason.NO_CAPACITY, False),
-        ("Google Cloud credentials not found: run", ErrorReason.UNAUTHORIZED, False),
-        ("Paperspace API key not found: set", ErrorReason.UNAUTHORIZED, False),
-        ("error: unrecognized arguments: --bogus", ErrorReason.INVALID_REQUEST, False),
-        ("Missing required option(s) --zone", ErrorReason.INVALID_REQUEST, False),
-        ("Instance gvm-1 not found", ErrorReason.NOT_FOUND, False),
+        ("Could not load the default credentials.", ErrorReason.UNAUTHORIZED, False),
+        (
+            "Failed to prompt input | Error: Scaleway configuration is not valid. Did you "
+            "configure your Scaleway credentials?",
+            ErrorReason.UNAUTHORIZED,
+            False,
+        ),
+        (
+            "? Instance name must be kebab case. Use gvm-3-f instead? (Y/n) | Instance "
+            "initialization failed | Failed to prompt input | ExitPromptError: User force "
+            "closed the prompt with 0 null",
+            ErrorReason.INVALID_REQUEST,
+            False,
+        ),
+        ("error: unknown option '--bogus'", ErrorReason.INVALID_REQUEST, False),
+        (
+            "Command failed with ENOENT: pulumi version spawn pulumi ENOENT",
+            ErrorReason.CLI_FAILED,
+            False,
+        ),
+        (
+            "Failed to list machines | Error: getaddrinfo ENOTFOUND api.paperspace.com",
+            ErrorReason.CONNECTION_ERROR,
+            True,
+        ),
+        ("Instance named 'gvm-1' does not exist.", ErrorReason.NOT_FOUND, False),
         ("Pulumi operation failed", ErrorReason.CLI_FAILED, True),
     ],
 )
@@ -186,16 +265,35 @@ def test_cli_error_mapping(message: str, reason: ErrorReason, retryable: bool) -
     assert message in error.message
 
 
-def test_not_found_and_already_helpers() -> None:
-    assert is_not_found("Error: Instance gvm-1 not found")
-    assert not is_not_found("Google Cloud credentials not found")
+def test_already_helper() -> None:
     assert is_already("Instance gvm-1 is already running")
     assert is_already("already running")
     assert is_already("Instance already destroyed")
 
 
-def test_redact() -> None:
-    assert redact("token abcd1234 leaked", {"K": "abcd1234", "S": "ab"}) == "token *** leaked"
+def test_redact_credentials_and_private_keys() -> None:
+    assert redact("token abcd1234 leaked", ["abcd1234", "ab"]) == "token *** leaked"
+    pem = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXk\n-----END OPENSSH PRIVATE KEY-----"
+    assert redact(f"x {pem} y", []) == "x *** y"
+    leaked = '"privateKeyContentBase64": "LS0tLS1CRUdJTiBPUEVOU1NIIFBSSVZBVEUgS0VZ"'
+    assert "LS0tLS1" not in redact(leaked, [])
+
+
+def test_parse_get_server_deleted_by_stop_is_stopped() -> None:
+    # CloudyPad's default stop on GCP/AWS/Azure/Scaleway deletes the server: `get` then
+    # says unknown. The instance is stopped (start re-creates it), never lost.
+    document = {
+        "name": "x",
+        "provision": {"provider": "gcp", "input": {}, "output": {"host": "1.2.3.4"}},
+        "status": {"serverStatus": "unknown", "provisioned": True, "configured": False},
+    }
+    assert parse_get(document, "x").state is InstanceState.STOPPED
+
+
+def test_json_errors_never_quote_the_output() -> None:
+    with pytest.raises(ProviderError) as raised:
+        parse_json_output('{"ssh": {"privateKeyContentBase64": "LS0tLS1CRUdJTi', "get x")
+    assert "LS0tLS1" not in raised.value.message
 
 
 def test_adapter_rejects_non_cloudypad_provider() -> None:

@@ -3,12 +3,14 @@
 import logging
 import random
 from email.utils import formatdate
+from pathlib import Path
 
 import pytest
 
 from gamevm.models import PRESET_RESOURCES, CloudProvider, VMPreset
 from gamevm.providers.base import ErrorReason, OfferRequest, ProviderError
 from gamevm.providers.cloudypad.adapter import CloudyPadProvider
+from gamevm.providers.cloudypad.environment import CliEnvironment
 from gamevm.providers.credentials import CREDENTIAL_KEYS, TENSORDOCK_TOKEN, credentials_for
 from gamevm.providers.httpclient import TokenBucket, full_jitter, parse_retry_after, trim
 from gamevm.providers.locations import city_table
@@ -22,8 +24,8 @@ ALL_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "AKIA",
     "AWS_SECRET_ACCESS_KEY": "aws-secret",
     "AZURE_CLIENT_ID": "c",
-    "AZURE_SECRET": "azure-secret",
-    "AZURE_TENANT": "t",
+    "AZURE_CLIENT_SECRET": "azure-secret",
+    "AZURE_TENANT_ID": "t",
     "AZURE_SUBSCRIPTION_ID": "s",
     "PAPERSPACE_API_KEY": "ps-secret",
     "SCW_ACCESS_KEY": "SCW",
@@ -83,28 +85,33 @@ def test_each_cloud_gets_only_its_own_credentials() -> None:
     assert set(CREDENTIAL_KEYS) == set(CloudProvider)
 
 
-def test_cloudypad_subprocess_environment_is_minimal(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cloudypad_subprocess_environment_is_minimal(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("GAMEVM_MONGODB_URI", "mongodb://user:pw@db")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "operator-own-aws-secret")
     monkeypatch.setenv("CLOUDYPAD_HOME", "/from/environment")
     monkeypatch.setenv("CLOUDYPAD_IMAGE", "crafteo/cloudypad:0.45.1")
-    provider = CloudyPadProvider(
-        CloudProvider.CLOUDYPAD_GCP,
-        cli="cloudypad",
+    environment = CliEnvironment(
+        cloud="gcp",
         credentials={"GOOGLE_PROJECT": "p"},
-        timeout=1,
-        power_timeout=1,
-        home="/var/lib/cloudypad",
-        extra_env={"HTTPS_PROXY": "http://proxy:3128"},
+        home=str(tmp_path / "cloudypad"),
+        extra_env={"HTTPS_PROXY": "http://proxy:3128", "HOME": str(tmp_path / "user")},
     )
-    env = provider._env
-    assert env["CLOUDYPAD_HOME"] == "/var/lib/cloudypad"
-    assert env["GOOGLE_PROJECT"] == "p"
-    assert env["HTTPS_PROXY"] == "http://proxy:3128"
-    assert env["CLOUDYPAD_CONTAINER_NO_TTY"] == "1"
-    assert env["CLOUDYPAD_IMAGE"] == "crafteo/cloudypad:0.45.1"  # CloudyPad's own settings
-    assert "GAMEVM_MONGODB_URI" not in env
-    assert "AWS_SECRET_ACCESS_KEY" not in env
+    environment.prepare()
+    try:
+        env = environment.env
+        assert env["CLOUDYPAD_HOME"] == str(tmp_path / "cloudypad")
+        assert env["GOOGLE_PROJECT"] == "p"
+        assert env["HTTPS_PROXY"] == "http://proxy:3128"
+        assert env["CLOUDYPAD_CONTAINER_NO_TTY"] == "1"
+        assert env["CLOUDYPAD_IMAGE"] == "crafteo/cloudypad:0.45.1"  # CloudyPad's own settings
+        assert env["HOME"] == str(environment.private_dir)  # a private HOME per adapter
+        assert env["PULUMI_HOME"] == str(tmp_path / "user" / ".pulumi")  # plugins are kept
+        assert "GAMEVM_MONGODB_URI" not in env
+        assert "AWS_SECRET_ACCESS_KEY" not in env
+    finally:
+        environment.remove()
 
 
 def test_full_jitter_bounds() -> None:

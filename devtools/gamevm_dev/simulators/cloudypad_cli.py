@@ -1,43 +1,52 @@
-"""`cloudypad-sim`: a non-interactive CloudyPad CLI look-alike (v0.45.1 command surface).
+"""`cloudypad-sim`: a non-interactive CloudyPad CLI look-alike (the 0.45.1 command surface).
 
-Commands (reference/providers.md section 2):
-  create <gcp|aws|azure|paperspace|scaleway> --name N --yes --overwrite-existing
-         --skip-pairing --streaming-server wolf <provider flags> [common flags]
-  get <name>                 JSON: the state plus status{serverStatus, provisioned,
-                             configured, ready}
-  list [--format plain|json] names only (plain: one per line; json: an array)
-  start|stop|restart <name> [--wait] [--timeout s]
-  destroy <name> [--yes]
-  --version                  prints 0.45.1
-Simulator only:
-  sim-wolf <name> busy|free  flips the VM's Wolf /serverinfo state
+It behaves like the real CLI run without a TTY wherever both can run (the same contract
+tests run against both: tests/contract/test_cloudypad_cli_contract.py):
+- errors are logged on **stdout** tslog-style (ANSI colours, ` Error  <headline>`,
+  `Caused by (n): Error: <cause>`, a stack), stderr only says `Oops, something went
+  wrong`; option-parsing errors go to stderr as `error: ...` (commander), exit 1;
+- a question the real CLI would ask (a missing option, `--yes` missing, a name that is not
+  lodash kebab-case) is printed as `? <question>` and dies with `ExitPromptError`;
+- `$CLOUDYPAD_HOME/config.yml` is created when missing (analytics `technical`, as the
+  real CLI does without a TTY); while analytics is on, every run ends with the PostHog
+  flush error on stderr (no network here);
+- state lives in `$CLOUDYPAD_HOME/instances/<name>/state.yml`; `get` prints
+  `{...state, status}` including the generated SSH private key
+  (`provision.input.ssh.privateKeyContentBase64`), like the real CLI;
+- stop deletes the server on gcp, aws, azure and scaleway unless
+  `--delete-instance-server-on-stop no` was passed at create: `get` then says
+  `serverStatus: unknown` and not configured, and `start` re-provisions and reconfigures;
+- `create dummy --instance-type T` is CloudyPad's offline provider.
 
-Behaviour where the real CLI would prompt: a missing required flag or a missing
-`--yes` exits 1 with `Error: ...` on stderr. Unknown flags exit 2 (usage error).
-Errors always go to stderr as `Error: <message>` with exit code 1; an unknown instance
-gives `Error: Instance <name> not found`. `get` and `list` read local state and need no
-credentials; the other commands check the cloud's credentials (see
-gamevm_dev.simulators.cloudypad.clouds) and fail with a message naming what is missing.
+Commands: create <gcp|aws|azure|paperspace|scaleway|dummy> ..., get <name>, list
+[--format plain|json], start|stop|restart <name> [--wait] [--timeout s], destroy <name>
+[--yes], --version (0.45.1). Simulator only: `sim-wolf <name> busy|free`.
 
-Timing (seconds, x $CLOUDYPAD_SIM_DELAY_SCALE, default 1, 0 = instant): create =
-provision 60 + configure 120 (blocking, like the real CLI); start 45, stop 20,
-restart 60 (blocking with --wait, else the state moves on by the clock); destroy 30.
-`ready` is true when serverStatus is running and the Wolf port accepts TCP
-(CloudyPad's `nc -z localhost 47989`). Files and faults: gamevm_dev.simulators.cloudypad.store
-and gamevm_dev.simulators.cloudypad.faults.
+What only the simulator does (the real CLI cannot run offline): real clouds' timings
+(x $CLOUDYPAD_SIM_DELAY_SCALE, default 1, 0 = instant): create = provision 60 +
+configure 120; start 45, stop 20, restart 60, destroy 30; a Wolf responder per running
+VM on a loopback port (`provision.output.portForwards`); faults
+(gamevm_dev.simulators.cloudypad.faults). `ready` is true when serverStatus is running
+and the Wolf port accepts TCP (CloudyPad's `nc -z localhost 47989`).
 """
 
-import argparse
+import base64
 import json
 import os
 import sys
 import time
+import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
+import yaml
+
 from gamevm_dev.simulators.cloudypad import clouds
 from gamevm_dev.simulators.cloudypad.faults import Faults
+from gamevm_dev.simulators.cloudypad.kebab import kebab_case
 from gamevm_dev.simulators.cloudypad.store import (
     InstanceDir,
     append_log,
@@ -53,12 +62,41 @@ START_S = 45.0
 STOP_S = 20.0
 RESTART_S = 60.0
 DESTROY_S = 30.0
+DUMMY_POWER_S = 10.0
+"""The real dummy provider's start/stop delay (its state's start/stopDelaySeconds)."""
 WOLF_BOOT_TIMEOUT_S = 15.0
 """Wall-clock bound for the responder process to bind once its boot time has come."""
+TRUE_VALUES = ("true", "yes", "1", "y")
+FALSE_VALUES = ("disable", "no", "false", "0")
+RED, GREY, BOLD, RESET = "\x1b[31m", "\x1b[37m", "\x1b[1m", "\x1b[0m"
+OOPS = (
+    "\nOops, something went wrong \U0001f628 Full error is shown above.\n\n"
+    "If you think this is a bug, please file an issue with full error: "
+    "https://github.com/PierreBeucher/cloudypad/issues\n"
+)
 
 
 class CliError(Exception):
-    """Printed as `Error: <message>`, exit 1."""
+    """A failed command: its error chain (headline first), logged like tslog."""
+
+    def __init__(self, *chain: str, prompt: str | None = None) -> None:
+        super().__init__(chain[-1] if chain else "error")
+        self.chain = list(chain)
+        self.prompt = prompt
+
+
+class UsageError(Exception):
+    """Commander's option-parsing error: `error: <message>` on stderr, exit 1."""
+
+
+def prompt_error(headline: str, question: str) -> CliError:
+    """The real CLI reaching a question without a TTY."""
+    return CliError(
+        headline,
+        "Failed to prompt input",
+        "ExitPromptError: User force closed the prompt with 0 null",
+        prompt=question,
+    )
 
 
 def _scale() -> float:
@@ -74,88 +112,101 @@ def _sleep(seconds: float) -> None:
         time.sleep(delay)
 
 
-def _bool_flag(parser: argparse.ArgumentParser, option: str, help_text: str) -> None:
-    """CloudyPad boolean options accept a bare flag or an explicit true/false/yes/no."""
-    parser.add_argument(option, nargs="?", const="true", default=None, help=help_text)
+# -- option parsing (commander's behaviour) ---------------------------------------------
 
 
-def _truthy(value: str | None) -> bool | None:
-    if value is None:
-        return None
-    return value.strip().lower() in ("true", "yes", "1", "y")
+@dataclass
+class Parsed:
+    """A command, its positional arguments and options (by option name)."""
+
+    command: str
+    args: list[str] = field(default_factory=list)
+    options: dict[str, str | bool] = field(default_factory=dict)
+
+    def opt(self, option: str) -> str | None:
+        """A valued option."""
+        value = self.options.get(option)
+        return value if isinstance(value, str) else None
+
+    def flag(self, option: str) -> bool | None:
+        """A bool option: None when absent."""
+        if option not in self.options:
+            return None
+        value = self.options[option]
+        return value if isinstance(value, bool) else str(value).lower() not in FALSE_VALUES
 
 
-def _add_common_create_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--name")
-    p.add_argument("--yes", action="store_true")
-    p.add_argument("--overwrite-existing", action="store_true")
-    p.add_argument("--skip-pairing", action="store_true")
-    p.add_argument("--streaming-server", choices=("sunshine", "wolf"))
-    p.add_argument("--ssh-private-key")
-    p.add_argument("--disk-size", type=int)
-    p.add_argument("--data-disk-size", type=int)
-    p.add_argument("--autostop-timeout", type=int)
-    p.add_argument("--cost-limit", type=float)
-    p.add_argument("--cost-notification-email")
-    p.add_argument("--ratelimit-max-mbps", type=float)
-    for option in (
-        "--keyboard-layout",
-        "--keyboard-model",
-        "--keyboard-variant",
-        "--keyboard-options",
-        "--retries",
-        "--retry-delay",
-    ):
-        p.add_argument(option)
-    for option in (
-        "--spot",
-        "--autostop",
-        "--cost-alert",
-        "--use-locale",
-        "--delete-instance-server-on-stop",
-        "--data-disk-snapshot",
-        "--base-image-snapshot",
-        "--force-pulumi-cancel",
-    ):
-        _bool_flag(p, option, "true/false")
+POWER_OPTIONS = {"--wait": "switch", "--timeout": "value", "--retries": "value"}
+POWER_OPTIONS |= {"--retry-delay": "value", "--force-pulumi-cancel": "switch"}
+DESTROY_OPTIONS = {"--yes": "switch", "--retries": "value", "--retry-delay": "value"}
+DESTROY_OPTIONS |= {"--force-pulumi-cancel": "switch"}
+COMMAND_OPTIONS: dict[str, dict[str, str]] = {
+    "get": {},
+    "list": {"--format": "value"},
+    "start": POWER_OPTIONS,
+    "stop": POWER_OPTIONS,
+    "restart": POWER_OPTIONS,
+    "destroy": DESTROY_OPTIONS,
+    "sim-wolf": {},
+}
+POSITIONALS = {"get": 1, "list": 0, "start": 1, "stop": 1, "restart": 1, "destroy": 1}
+POSITIONALS["sim-wolf"] = 2
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argparse tree."""
-    parser = argparse.ArgumentParser(prog="cloudypad", description="CloudyPad simulator")
-    parser.add_argument("--version", action="version", version=VERSION)
-    sub = parser.add_subparsers(dest="command", required=True)
+def _parse_options(argv: list[str], kinds: dict[str, str]) -> tuple[list[str], dict[str, Any]]:
+    args: list[str] = []
+    options: dict[str, str | bool] = {}
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        i += 1
+        if not token.startswith("--"):
+            args.append(token)
+            continue
+        option, _, inline = token.partition("=")
+        kind = kinds.get(option)
+        if kind is None:
+            raise UsageError(f"unknown option '{option}'")
+        if kind == "switch":
+            options[option] = True
+        elif inline:
+            options[option] = inline
+        elif kind == "value":
+            if i >= len(argv):
+                raise UsageError(f"option '{option} <value>' argument missing")
+            options[option] = argv[i]
+            i += 1
+        elif i < len(argv) and not argv[i].startswith("--"):  # bool with a value
+            options[option] = argv[i]
+            i += 1
+        else:
+            options[option] = True
+    return args, options
 
-    create = sub.add_parser("create", help="create an instance")
-    providers = create.add_subparsers(dest="provider", required=True)
-    for provider, flags in clouds.FLAGS.items():
-        p = providers.add_parser(provider)
-        _add_common_create_flags(p)
-        for flag in flags:
-            p.add_argument(flag.option, dest=flag.key)
 
-    get = sub.add_parser("get")
-    get.add_argument("name")
-    listing = sub.add_parser("list")
-    listing.add_argument("--format", choices=("plain", "json"), default="plain")
-    for command in ("start", "stop", "restart"):
-        p = sub.add_parser(command)
-        p.add_argument("name")
-        p.add_argument("--wait", action="store_true")
-        p.add_argument("--timeout", type=float, default=None)
-        p.add_argument("--retries")
-        p.add_argument("--retry-delay")
-        _bool_flag(p, "--force-pulumi-cancel", "true/false")
-    destroy = sub.add_parser("destroy")
-    destroy.add_argument("name")
-    destroy.add_argument("--yes", action="store_true")
-    destroy.add_argument("--retries")
-    destroy.add_argument("--retry-delay")
-    _bool_flag(destroy, "--force-pulumi-cancel", "true/false")
-    wolf = sub.add_parser("sim-wolf", help="simulator only: set the Wolf state")
-    wolf.add_argument("name")
-    wolf.add_argument("state", choices=("busy", "free"))
-    return parser
+def parse(argv: Sequence[str]) -> Parsed:
+    """Commander-like parsing: unknown options and missing arguments are usage errors."""
+    argv = list(argv)
+    if not argv:
+        raise UsageError("missing command")
+    command = argv.pop(0)
+    if command == "create":
+        if not argv or argv[0] not in clouds.FLAGS:
+            raise UsageError(f"unknown command '{argv[0] if argv else ''}'")
+        provider = argv.pop(0)
+        flags = (*clouds.COMMON_FLAGS, *clouds.FLAGS[provider])
+        args, options = _parse_options(argv, {f.option: f.kind for f in flags})
+        if args:
+            raise UsageError(f"too many arguments for 'create {provider}'")
+        return Parsed("create", [provider], options)
+    if command not in COMMAND_OPTIONS:
+        raise UsageError(f"unknown command '{command}'")
+    args, options = _parse_options(argv, COMMAND_OPTIONS[command])
+    if len(args) < POSITIONALS[command]:
+        raise UsageError("missing required argument 'name'")
+    if len(args) > POSITIONALS[command]:
+        raise UsageError(f"too many arguments for '{command}'")
+    return Parsed(command, args, options)
 
 
 # -- commands -------------------------------------------------------------------------
@@ -165,115 +216,159 @@ def _home() -> Path:
     return clouds.env_home(os.environ)
 
 
-def _require_credentials(provider: str, api_key_file: str | None = None) -> None:
+def _require_credentials(provider: str, headline: str, api_key_file: str | None = None) -> None:
     problem = clouds.credentials_error(provider, os.environ, api_key_file)
     if problem:
-        raise CliError(problem)
+        raise CliError(headline, *problem)
 
 
-def _provider_inputs(args: argparse.Namespace) -> dict[str, Any]:
+def _fake_private_key() -> str:
+    body = base64.b64encode(os.urandom(180)).decode()
+    pem = f"-----BEGIN OPENSSH PRIVATE KEY-----\n{body}\n-----END OPENSSH PRIVATE KEY-----\n"
+    return base64.b64encode(pem.encode()).decode()
+
+
+def _create_inputs(parsed: Parsed, headline: str) -> dict[str, Any]:
+    """Every option of the cloud, asking (and so dying) where the real CLI would ask."""
+    provider = parsed.args[0]
+    name = parsed.opt("--name")
+    if name is None:
+        raise prompt_error(headline, "? Enter instance instanceName:")
+    if kebab_case(name) != name:
+        raise prompt_error(
+            headline,
+            f"? Instance name must be kebab case. Use {kebab_case(name)} instead? (Y/n)",
+        )
+    if not parsed.options.get("--yes"):
+        raise prompt_error(
+            headline,
+            "? Be aware most Cloud providers have quotas for GPU and some machine types. "
+            "You may need to request a quota increase to create your instance.",
+        )
     inputs: dict[str, Any] = {}
-    missing = []
-    for flag in clouds.FLAGS[args.provider]:
-        value = getattr(args, flag.key)
-        if value is None and flag.required:
-            missing.append(flag.option)
-        if value is not None and flag.key != "apiKeyFile":
-            inputs[flag.key] = value
-    if missing:
-        raise CliError(f"Missing required option(s) {', '.join(missing)} (no TTY: cannot prompt)")
+    for flag in clouds.FLAGS[provider]:
+        present = flag.option in parsed.options
+        if flag.option == "--disk-size" and "--root-disk-size" in parsed.options:
+            present = True
+        if provider == "paperspace" and flag.option == "--api-key-file":
+            continue
+        if not present and flag.prompt:
+            raise prompt_error(headline, f"? {flag.prompt}")
+        if present:
+            inputs[flag.key] = (
+                parsed.flag(flag.option) if flag.kind != "value" else parsed.opt(flag.option)
+            )
     return inputs
 
 
-def _initial_state(args: argparse.Namespace, inputs: dict[str, Any]) -> dict[str, Any]:
+def _initial_state(parsed: Parsed, inputs: dict[str, Any]) -> dict[str, Any]:
+    provider = parsed.args[0]
+    delete_on_stop = inputs.pop("deleteInstanceServerOnStop", None)
+    if delete_on_stop is None:
+        delete_on_stop = provider in clouds.STOP_DELETES_SERVER
+    snapshot = inputs.pop("dataDiskSnapshot", None)
+    server = inputs.pop("streamingServer", None) or "sunshine"
+    autostop = bool(inputs.pop("autostop", False))
     provision_input: dict[str, Any] = {
-        "ssh": {
-            "user": "ubuntu",
-            "privateKeyPath": args.ssh_private_key or "~/.ssh/id_ed25519",
-        },
-        **inputs,
-        "diskSize": args.disk_size or 100,
-        "dataDiskSizeGb": args.data_disk_size or 0,
-        "publicIpType": "static",
-        "useSpot": bool(_truthy(args.spot)),
-        "costAlert": (
-            {"limit": args.cost_limit, "notificationEmail": args.cost_notification_email}
-            if _truthy(args.cost_alert) or args.cost_limit is not None
-            else None
-        ),
-        "deleteInstanceServerOnStop": _truthy(args.delete_instance_server_on_stop),
+        "ssh": {"user": "ubuntu", "privateKeyContentBase64": _fake_private_key()},
+        **{k: v for k, v in inputs.items() if v is not None},
+        "deleteInstanceServerOnStop": delete_on_stop,
+        "runtime": {"instanceServerState": "present", "dataDiskState": "live"},
     }
-    server = args.streaming_server or "sunshine"
-    config_input: dict[str, Any] = {
-        "sunshine": {"enable": server == "sunshine"},
-        "wolf": {"enable": server == "wolf"},
-        "autostop": {
-            "enable": bool(_truthy(args.autostop)),
-            "timeoutSeconds": args.autostop_timeout or 900,
-        },
-        "ratelimit": {"maxMbps": args.ratelimit_max_mbps},
-    }
+    if snapshot:
+        provision_input["dataDiskSnapshot"] = {"enable": True}
     return {
         "version": "1",
-        "name": args.name,
-        "provision": {"provider": args.provider, "input": provision_input},
-        "configuration": {"configurator": "ansible", "input": config_input},
+        "name": parsed.opt("--name"),
+        "provision": {"provider": provider, "input": provision_input},
+        "configuration": {
+            "configurator": "ansible",
+            "input": {
+                "autostop": {"enable": autostop},
+                "sunshine": {"enable": True} if server == "sunshine" else None,
+                "wolf": {"enable": server == "wolf"},
+            },
+        },
     }
 
 
-def cmd_create(args: argparse.Namespace, faults: Faults) -> None:
-    """create <provider>: provision, configure, start Wolf."""
-    if not args.name:
-        raise CliError("Missing required option --name (no TTY: cannot prompt)")
-    if not args.yes:
-        raise CliError("Confirmation required: pass --yes (no TTY: cannot prompt)")
-    inputs = _provider_inputs(args)
-    _require_credentials(args.provider, getattr(args, "apiKeyFile", None))
-    problem = clouds.validate_placement(args.provider, inputs)
-    if problem:
-        raise CliError(problem)
-    home = _home()
-    inst = InstanceDir(home, args.name)
-    with locked(home):
-        if inst.exists and not args.overwrite_existing:
-            raise CliError(
-                f"Instance {args.name} already exists. Use --overwrite-existing to replace it"
-            )
-        inst.stop_wolf()
-        state = _initial_state(args, inputs)
-        inst.write_state(state)
-        inst.write_power("stopped")
-    if faults.no_capacity(args.provider, clouds.placement(args.provider, inputs)):
-        _sleep(PROVISION_S / 4)
-        raise CliError(clouds.capacity_error(args.provider, inputs))
-    _sleep(PROVISION_S)
-    output = clouds.provision_output(args.provider, args.name, inputs)
-    port = inst.start_wolf(not_before=time.time() + CONFIGURE_S * _scale())
+def _provision_and_configure(inst: InstanceDir, state: dict[str, Any], seconds: float) -> None:
+    """Create the server (a Wolf responder that binds once configuration is done)."""
+    provider = state["provision"]["provider"]
+    inputs = state["provision"]["input"]
+    if provider != "dummy":
+        _sleep(PROVISION_S * seconds)
+    output = state["provision"].get("output") or clouds.provision_output(
+        provider, str(state["name"]), inputs
+    )
+    configure_s = 0.0 if provider == "dummy" else CONFIGURE_S * _scale() * seconds
+    port = inst.start_wolf(not_before=time.time() + configure_s)
     output["portForwards"] = {str(WOLF_HTTP_PORT): port}
     state["provision"]["output"] = output
-    inst.write_power("starting", CONFIGURE_S * _scale())
+    inputs["runtime"]["instanceServerState"] = "present"
+    inst.write_power("starting", configure_s)
     inst.write_state(state)
-    _sleep(CONFIGURE_S)
-    state["configuration"]["output"] = {"dataDiskConfigured": True}
+    if configure_s:
+        time.sleep(configure_s)
+    state["configuration"]["output"] = {"dataDiskConfigured": False}
     inst.write_state(state)
     _await_wolf(inst)
+
+
+def cmd_create(parsed: Parsed, faults: Faults) -> None:
+    """create <provider>: ask what is missing, provision, configure, start Wolf."""
+    provider = parsed.args[0]
+    headline = "Instance initialization failed"
+    inputs = _create_inputs(parsed, headline)
+    name = str(parsed.opt("--name"))
+    _require_credentials(provider, headline, parsed.opt("--api-key-file"))
+    problem = clouds.validate_placement(provider, inputs)
+    if problem:
+        raise CliError(headline, problem)
+    home = _home()
+    inst = InstanceDir(home, name)
+    with locked(home):
+        if inst.exists and not parsed.options.get("--overwrite-existing"):
+            raise prompt_error(
+                headline,
+                f"? Instance {name} already exists. Do you want to overwrite existing "
+                "instance config? (y/N)",
+            )
+        inst.stop_wolf()
+        state = _initial_state(parsed, inputs)
+        inst.write_state(state)
+        inst.write_power("stopped")
+    if faults.no_capacity(provider, clouds.placement(provider, inputs)):
+        _sleep(PROVISION_S / 4)
+        raise CliError(
+            headline, "Provision failed after 1 attempts.", clouds.capacity_error(provider, inputs)
+        )
+    _provision_and_configure(inst, state, 1.0)
     if faults.crash_after_create():
-        raise CliError(f"connection lost while deploying instance {args.name} (simulated crash)")
-    print(f"Instance {args.name} created: host 127.0.0.1. Pairing skipped.")
+        raise CliError(
+            headline, f"connection lost while deploying instance {name} (simulated crash)"
+        )
+    print("\nInstance has been initialized successfully \U0001f973\n")
 
 
-def _load(name: str) -> tuple[InstanceDir, dict[str, Any]]:
+def _load(name: str, headline: str) -> tuple[InstanceDir, dict[str, Any]]:
     inst = InstanceDir(_home(), name)
     if not inst.exists:
-        raise CliError(f"Instance {name} not found")
+        raise CliError(headline, f"Instance named '{name}' does not exist.")
     return inst, inst.read_state()
 
 
 def status_of(inst: InstanceDir, state: dict[str, Any]) -> dict[str, Any]:
     """status{serverStatus, provisioned, configured, ready}."""
-    provisioned = bool(state.get("provision", {}).get("output"))
+    provision = state.get("provision", {})
+    provisioned = bool(provision.get("output"))
+    server_absent = (
+        provision.get("input", {}).get("runtime", {}).get("instanceServerState") == "absent"
+    )
     configured = bool(state.get("configuration", {}).get("output"))
-    server = inst.read_power().get("phase", "unknown") if provisioned else "unknown"
+    server = "unknown"
+    if provisioned and not server_absent:
+        server = inst.read_power().get("phase", "unknown")
     port = inst.wolf_port()
     ready = server == "running" and configured and port is not None and port_open(port)
     return {
@@ -292,9 +387,10 @@ def _refresh_port(inst: InstanceDir, state: dict[str, Any]) -> None:
         output["portForwards"] = {str(WOLF_HTTP_PORT): port}
 
 
-def cmd_get(args: argparse.Namespace, faults: Faults) -> None:
+def cmd_get(parsed: Parsed, faults: Faults) -> None:
     """get <name>: JSON state plus status."""
-    inst, state = _load(args.name)
+    name = parsed.args[0]
+    inst, state = _load(name, f"Failed to get details of instance {name}")
     if faults.garbage_get():
         print('Warning: unexpected token in state {"provision": {"provider": "gcp", "in')
         return
@@ -302,14 +398,15 @@ def cmd_get(args: argparse.Namespace, faults: Faults) -> None:
     print(json.dumps({**state, "status": status_of(inst, state)}, indent=2))
 
 
-def cmd_list(args: argparse.Namespace, _faults: Faults) -> None:
+def cmd_list(parsed: Parsed, _faults: Faults) -> None:
     """list: names only."""
     names = instance_names(_home())
-    if args.format == "json":
+    if not names:
+        print("No instances found.")
+    elif parsed.opt("--format") == "json":
         print(json.dumps(names))
     else:
-        for name in names:
-            print(name)
+        print("\n".join(names))
 
 
 def _await_wolf(inst: InstanceDir, timeout_s: float = WOLF_BOOT_TIMEOUT_S) -> None:
@@ -323,85 +420,107 @@ def _await_wolf(inst: InstanceDir, timeout_s: float = WOLF_BOOT_TIMEOUT_S) -> No
     raise CliError(f"Instance {inst.name} is not ready: Wolf does not answer on {WOLF_HTTP_PORT}")
 
 
-def _wait(seconds: float, args: argparse.Namespace, inst: InstanceDir, target: str) -> None:
-    if not args.wait:
+def _wait(seconds: float, parsed: Parsed, inst: InstanceDir, target: str) -> None:
+    if not parsed.options.get("--wait"):
         return
-    if args.timeout is not None and args.timeout < seconds:
-        time.sleep(max(0.0, args.timeout))
-        raise CliError(f"Timeout after {args.timeout}s waiting for {args.name} to be {target}")
+    timeout = parsed.opt("--timeout")
+    if timeout is not None and float(timeout) < seconds:
+        time.sleep(max(0.0, float(timeout)))
+        raise CliError(f"Timeout after {timeout}s waiting for {inst.name} to be {target}")
     time.sleep(seconds)
     if target == "running":
         _await_wolf(inst)
 
 
-def _power_command(args: argparse.Namespace) -> tuple[InstanceDir, str]:
-    inst, state = _load(args.name)
-    provider = state.get("provision", {}).get("provider", "")
-    _require_credentials(provider)
+def _power_seconds(state: dict[str, Any], cloud_s: float) -> float:
+    if state.get("provision", {}).get("provider") == "dummy":
+        return DUMMY_POWER_S * _scale()
+    return cloud_s * _scale()
+
+
+def _power_target(parsed: Parsed, action: str) -> tuple[InstanceDir, dict[str, Any], str]:
+    name = parsed.args[0]
+    headline = f"Failed to {action} instance {name}"
+    inst, state = _load(name, headline)
+    _require_credentials(state.get("provision", {}).get("provider", ""), headline)
     if not state.get("provision", {}).get("output"):
-        raise CliError(f"Instance {args.name} is not provisioned: run deploy first")
-    return inst, inst.read_power().get("phase", "unknown")
+        raise CliError(headline, f"Instance {name} is not provisioned: run deploy first")
+    return inst, state, status_of(inst, state)["serverStatus"]
 
 
-def cmd_start(args: argparse.Namespace, _faults: Faults) -> None:
-    """start <name>: power on; Wolf answers once booted."""
-    inst, phase = _power_command(args)
-    if phase in ("running", "starting", "restarting"):
-        print(f"Instance {args.name} is already {phase}")
-        return
-    seconds = START_S * _scale()
-    until = inst.write_power("starting", seconds)
-    inst.start_wolf(not_before=until)
-    _wait(seconds, args, inst, "running")
-    print(f"Instance {args.name} started")
+def cmd_start(parsed: Parsed, _faults: Faults) -> None:
+    """start <name>: re-create a server a stop deleted, power on; Wolf answers once booted."""
+    inst, state, phase = _power_target(parsed, "start")
+    print(f"Starting instance {inst.name}...")
+    if state["provision"]["input"].get("runtime", {}).get("instanceServerState") == "absent":
+        _provision_and_configure(inst, state, START_S / (PROVISION_S + CONFIGURE_S))
+    elif phase not in ("running", "starting", "restarting"):
+        seconds = _power_seconds(state, START_S)
+        until = inst.write_power("starting", seconds)
+        inst.start_wolf(not_before=until)
+        _wait(seconds, parsed, inst, "running")
+    print(f"Started instance {inst.name}")
 
 
-def cmd_stop(args: argparse.Namespace, _faults: Faults) -> None:
-    """stop <name>: power off; Wolf stops answering at once."""
-    inst, phase = _power_command(args)
-    if phase in ("stopped", "stopping"):
-        print(f"Instance {args.name} is already {phase}")
-        return
-    inst.stop_wolf()
-    seconds = STOP_S * _scale()
-    inst.write_power("stopping", seconds)
-    _wait(seconds, args, inst, "stopped")
-    print(f"Instance {args.name} stopped")
+def cmd_stop(parsed: Parsed, _faults: Faults) -> None:
+    """stop <name>: power off (and delete the server where that is the default)."""
+    inst, state, phase = _power_target(parsed, "stop")
+    print(f"Stopping instance {inst.name}...")
+    if phase not in ("stopped", "stopping", "unknown"):
+        inst.stop_wolf()
+        seconds = _power_seconds(state, STOP_S)
+        inst.write_power("stopping", seconds)
+        _wait(seconds, parsed, inst, "stopped")
+    if state["provision"]["input"].get("deleteInstanceServerOnStop"):
+        # CloudyPad's default: the server is destroyed on stop and re-created on start.
+        state["provision"]["input"]["runtime"]["instanceServerState"] = "absent"
+        state["configuration"].pop("output", None)
+        inst.write_power("stopped")
+        inst.write_state(state)
+    print(f"Stopped instance {inst.name}")
 
 
-def cmd_restart(args: argparse.Namespace, _faults: Faults) -> None:
+def cmd_restart(parsed: Parsed, _faults: Faults) -> None:
     """restart <name>."""
-    inst, _phase = _power_command(args)
+    inst, state, _phase = _power_target(parsed, "restart")
     inst.stop_wolf()
-    seconds = RESTART_S * _scale()
+    seconds = _power_seconds(state, RESTART_S)
     until = inst.write_power("restarting", seconds)
     inst.start_wolf(not_before=until)
-    _wait(seconds, args, inst, "running")
-    print(f"Instance {args.name} restarted")
+    _wait(seconds, parsed, inst, "running")
+    print(f"Restarted instance {inst.name}")
 
 
-def cmd_destroy(args: argparse.Namespace, _faults: Faults) -> None:
+def cmd_destroy(parsed: Parsed, _faults: Faults) -> None:
     """destroy <name> --yes: power off, remove the state."""
-    inst, state = _load(args.name)
-    if not args.yes:
-        raise CliError("Confirmation required: pass --yes (no TTY: cannot prompt)")
-    _require_credentials(state.get("provision", {}).get("provider", ""))
+    name = parsed.args[0]
+    headline = f"Failed to destroy instance {name}"
+    if not parsed.options.get("--yes"):
+        raise prompt_error(
+            headline, f"? You are about to destroy instance '{name}'. Please confirm: (y/N)"
+        )
+    inst, state = _load(name, headline)
+    _require_credentials(state.get("provision", {}).get("provider", ""), headline)
     inst.stop_wolf()
-    _sleep(DESTROY_S)
+    if state.get("provision", {}).get("provider") != "dummy":
+        _sleep(DESTROY_S)
     with locked(inst.home):
         inst.stop_wolf()  # a concurrent start may have spawned one meanwhile
         for child in sorted(inst.path.iterdir(), reverse=True):
             if child.is_file():
                 child.unlink()
         inst.path.rmdir()
-    print(f"Instance {args.name} destroyed")
+    print(f"\nDestroyed instance {name}")
 
 
-def cmd_sim_wolf(args: argparse.Namespace, _faults: Faults) -> None:
+def cmd_sim_wolf(parsed: Parsed, _faults: Faults) -> None:
     """sim-wolf <name> busy|free."""
-    inst, _state = _load(args.name)
-    inst.wolf_state_file.write_text(args.state)
-    print(f"Wolf of {args.name} is {args.state}")
+    name, wanted = parsed.args
+    if wanted not in ("busy", "free"):
+        raise UsageError(f"argument state: invalid choice '{wanted}' (busy or free)")
+    inst, _state = _load(name, f"Failed to set Wolf state of {name}")
+    inst.wolf_state_file.write_text(wanted)
+    print(f"Wolf of {name} is {wanted}")
 
 
 COMMANDS = {
@@ -416,36 +535,103 @@ COMMANDS = {
 }
 
 
-def _fail(message: str) -> NoReturn:
-    print(f"Error: {message}", file=sys.stderr)
+# -- output -----------------------------------------------------------------------------
+
+
+def _ensure_config(home: Path) -> bool:
+    """Create config.yml like the real CLI without a TTY; True when analytics is on."""
+    path = home / "config.yml"
+    if not path.exists():
+        home.mkdir(parents=True, exist_ok=True)
+        default = {
+            "version": "1",
+            "analytics": {
+                "promptedPersonalDataCollectionApproval": True,
+                "posthog": {"distinctId": str(uuid.uuid4()), "collectionMethod": "technical"},
+            },
+        }
+        path.write_text(yaml.safe_dump(default, sort_keys=False))
+    try:
+        config: Any = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError):
+        return True
+    analytics: Any = config.get("analytics") if isinstance(config, dict) else None
+    posthog: Any = analytics.get("posthog") if isinstance(analytics, dict) else None
+    return not (isinstance(posthog, dict) and posthog.get("collectionMethod") == "none")
+
+
+def print_error(error: CliError) -> None:
+    """tslog's rendering of an error chain on stdout."""
+    if error.prompt:
+        print(f"{BOLD}{error.prompt}{RESET}")
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    where = f"{GREY}cloudypad/dist/src/cli/program.js:40{RESET}"
+    chain = error.chain
+    for depth in range(len(chain)):
+        lead = "Caused by:\n" if depth else ""
+        print(f"{GREY}{stamp}{RESET}\t{RED}{BOLD}ERROR{RESET}\t{where}\tprogram\t{lead}")
+        print(f"{BOLD} Error {RESET} {chain[depth]}")
+        print("error stack:\n  • program.js\tCommand.<anonymous>")
+        for number, cause in enumerate(chain[depth + 1 :], start=1):
+            label = cause if "Error" in cause.split(":")[0] else f"Error: {cause}"
+            print(f"Caused by ({number}): {label}")
+            print("  • cli.js\tasync Command.<anonymous>")
+
+
+def _fail_usage(message: str) -> NoReturn:
+    print(f"error: {message}", file=sys.stderr)
     raise SystemExit(1)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Console script entry point."""
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] in (["--version"], ["-V"]):
+        print(VERSION)
+        return
+    try:
+        parsed = parse(argv)
+    except UsageError as exc:
+        _fail_usage(str(exc))
     home = _home()
+    analytics_on = _ensure_config(home)
     try:
         faults = Faults(home)
     except ValueError as exc:
-        _fail(f"invalid simulator fault file: {exc}")
+        _fail_usage(f"invalid simulator fault file: {exc}")
     code = 0
+    name = parsed.opt("--name") if parsed.command == "create" else next(iter(parsed.args), None)
     try:
         if faults.delay_s > 0:
             time.sleep(faults.delay_s)
-        if args.command != "sim-wolf":
-            failure = faults.fails(args.command)
+        if parsed.command != "sim-wolf":
+            failure = faults.fails(parsed.command)
             if failure:
-                raise CliError(failure)
-        COMMANDS[args.command](args, faults)
+                raise CliError(f"Failed to {parsed.command} instance {name}", failure)
+        COMMANDS[parsed.command](parsed, faults)
+    except UsageError as exc:
+        _fail_usage(str(exc))
     except CliError as exc:
         code = 1
-        print(f"Error: {exc}", file=sys.stderr)
+        print_error(exc)
+        sys.stdout.flush()
+        sys.stderr.write(OOPS)
+        if parsed.command == "create":
+            sys.stderr.write(
+                "\n\u26a0\ufe0f Your instance was not created successfully. To cleanup "
+                "resources and avoid leaving orphaned resources which may be charged, run:"
+                f"\n\n    cloudypad destroy {name}\n"
+            )
     finally:
+        if analytics_on:
+            sys.stderr.write(
+                "Error while flushing PostHog PostHogFetchNetworkError: Network error while "
+                "fetching PostHog\n"
+            )
         entry = {
-            "command": args.command,
-            "name": getattr(args, "name", None),
-            "provider": getattr(args, "provider", None),
+            "command": parsed.command,
+            "name": name,
+            "provider": parsed.args[0] if parsed.command == "create" else None,
             "exit": code,
         }
         append_log(home, entry)

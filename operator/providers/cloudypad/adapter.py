@@ -1,12 +1,15 @@
 """CloudyPad adapter: one class for cloudypad_gcp/aws/azure/paperspace/scaleway.
 
 Drives the CloudyPad CLI (`settings.cloudypad_cli`) through asyncio subprocesses, never
-blocking the event loop and never prompting (stdin is /dev/null, `--yes`, no TTY). The
-subprocess gets a minimal environment: PATH, HOME, locale, CLOUDYPAD_HOME, the
-no-TTY/no-analytics switches and this cloud's credentials; nothing else of the operator's
-environment (its own secrets included) leaks into it, except CloudyPad's own
-`CLOUDYPAD_*` settings; `settings.cloudypad_home` and `settings.cloudypad_env` override
-those. Credential values are redacted from any CLI message before it becomes an error.
+blocking the event loop and never prompting (stdin is /dev/null, `--yes`, every option
+the cloud would ask for, no TTY). The subprocess environment and the credential files
+are built by `gamevm.providers.cloudypad.environment`; nothing else of the operator's
+environment (its own secrets included) leaks into it. Every run holds one slot of a
+semaphore shared by all CloudyPad providers (`settings.cloudypad_max_concurrent_runs`):
+each run loads every cloud SDK and most run Pulumi.
+
+Only the fields `cli.parse_get` picks leave a run's output: `get` prints the instance's
+SSH private key. Error messages are the CLI's error chain, redacted.
 
 `instance_id` is the instance name: CloudyPad addresses instances by name only.
 """
@@ -14,7 +17,6 @@ those. Credential values are redacted from any CLI message before it becomes an 
 import asyncio
 import contextlib
 import logging
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -27,26 +29,24 @@ from gamevm.providers.base import (
     OfferRequest,
     ProviderError,
 )
-from gamevm.providers.cloudypad.catalog import CLOUD_OF_PROVIDER, Cloud, cloudypad_catalog
+from gamevm.providers.cloudypad.catalog import CLOUD_OF_PROVIDER, Cloud, Machine, cloudypad_catalog
 from gamevm.providers.cloudypad.cli import (
     cli_error,
     create_args,
     is_already,
     is_not_found,
     is_provisioned,
-    last_lines,
     parse_get,
     parse_json_output,
     power_args,
     redact,
+    summary,
 )
-from gamevm.providers.httpclient import trim
+from gamevm.providers.cloudypad.environment import CliEnvironment
 
 log = logging.getLogger(__name__)
 
-PASSTHROUGH_ENV = frozenset({"PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ"})
-CLOUDYPAD_ENV_PREFIX = "CLOUDYPAD_"
-"""CloudyPad's own settings (CLOUDYPAD_HOME, CLOUDYPAD_IMAGE, ...) pass through too."""
+DEFAULT_MAX_CONCURRENT_RUNS = 4
 
 
 @dataclass(frozen=True)
@@ -77,30 +77,26 @@ class CloudyPadProvider:
         home: str | None = None,
         extra_env: Mapping[str, str] | None = None,
         cloud: Cloud | None = None,
+        runs: asyncio.Semaphore | None = None,
+        eur_usd_rate: float | None = None,
     ) -> None:
         if provider not in CLOUD_OF_PROVIDER:
             raise ValueError(f"{provider} is not a CloudyPad provider")
         self._provider = provider
         self._cloud = cloud or cloudypad_catalog()[CLOUD_OF_PROVIDER[provider]]
         self._cli = cli
-        self._credentials = dict(credentials)
         self._timeout = timeout
         self._power_timeout = power_timeout
-        self._env = self._build_env(home, extra_env or {})
-
-    def _build_env(self, home: str | None, extra: Mapping[str, str]) -> dict[str, str]:
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if k in PASSTHROUGH_ENV or k.startswith(CLOUDYPAD_ENV_PREFIX)
-        }
-        env.update(extra)
-        env["CLOUDYPAD_CONTAINER_NO_TTY"] = "1"
-        env["CLOUDYPAD_ANALYTICS_DISABLE"] = "true"
-        if home:
-            env["CLOUDYPAD_HOME"] = home
-        env.update(self._credentials)
-        return env
+        self._flag_values = dict(credentials)
+        self._environment = CliEnvironment(
+            cloud=self._cloud.name,
+            credentials=dict(credentials),
+            home=home,
+            extra_env=dict(extra_env or {}),
+        )
+        self._prepared = asyncio.Lock()
+        self._runs = runs or asyncio.Semaphore(DEFAULT_MAX_CONCURRENT_RUNS)
+        self._eur_usd_rate = eur_usd_rate
 
     @property
     def name(self) -> CloudProvider:
@@ -108,38 +104,49 @@ class CloudyPadProvider:
         return self._provider
 
     async def aclose(self) -> None:
-        """Nothing to release: every call is its own process."""
+        """Remove the private folder (credential files) of the CLI runs."""
+        await asyncio.to_thread(self._environment.remove)
 
     # -- subprocess ------------------------------------------------------------------
 
+    async def _prepare(self) -> CliEnvironment:
+        async with self._prepared:
+            if self._environment.private_dir is None:
+                await asyncio.to_thread(self._environment.prepare)
+        return self._environment
+
     async def _run(self, args: Sequence[str], what: str, limit: float | None = None) -> CliResult:
         limit = limit or self._timeout
-        try:
-            process = await asyncio.create_subprocess_exec(
-                self._cli,
-                *args,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                env=self._env,
-            )
-        except OSError as exc:
-            raise ProviderError(
-                ErrorReason.CLI_FAILED,
-                f"CloudyPad {what}: cannot run {self._cli!r}: {exc.strerror or exc}",
-                retryable=False,
-            ) from exc
-        try:
-            stdout, stderr = await asyncio.wait_for(process.communicate(), limit)
-        except TimeoutError as exc:
-            await _kill(process)
-            raise ProviderError(
-                ErrorReason.TIMEOUT, f"CloudyPad {what}: no answer in {limit:.0f}s", retryable=True
-            ) from exc
-        except asyncio.CancelledError:
-            # The handler was cancelled (e.g. operator shutdown): leave no orphan CLI behind.
-            await asyncio.shield(_kill(process))
-            raise
+        environment = await self._prepare()
+        async with self._runs:
+            try:
+                process = await asyncio.create_subprocess_exec(
+                    self._cli,
+                    *args,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.PIPE,
+                    env=environment.env,
+                )
+            except OSError as exc:
+                raise ProviderError(
+                    ErrorReason.CLI_FAILED,
+                    f"CloudyPad {what}: cannot run {self._cli!r}: {exc.strerror or exc}",
+                    retryable=False,
+                ) from exc
+            try:
+                stdout, stderr = await asyncio.wait_for(process.communicate(), limit)
+            except TimeoutError as exc:
+                await _kill(process)
+                raise ProviderError(
+                    ErrorReason.TIMEOUT,
+                    f"CloudyPad {what}: no answer in {limit:.0f}s",
+                    retryable=True,
+                ) from exc
+            except asyncio.CancelledError:
+                # The handler was cancelled (e.g. operator shutdown): leave no orphan CLI.
+                await asyncio.shield(_kill(process))
+                raise
         return CliResult(
             exit_code=process.returncode,
             stdout=stdout.decode(errors="replace"),
@@ -147,19 +154,31 @@ class CloudyPadProvider:
         )
 
     def _message(self, result: CliResult) -> str:
-        raw = last_lines(result.stderr) or last_lines(result.stdout)
-        return trim(redact(raw, self._credentials))
+        return redact(summary(result.stdout, result.stderr), self._environment.secrets)
 
     def _error(self, what: str, result: CliResult) -> ProviderError:
         return cli_error(what, result.exit_code, self._message(result))
 
     # -- Provider protocol -----------------------------------------------------------
 
+    def _usd_per_hour(self, machine: Machine) -> float:
+        if machine.currency == "USD":
+            return machine.price_per_hour
+        if machine.currency == "EUR" and self._eur_usd_rate:
+            return round(machine.price_per_hour * self._eur_usd_rate, 4)
+        raise ProviderError(
+            ErrorReason.UNSUPPORTED,
+            f"{self._provider}: prices are in {machine.currency} and no conversion rate to "
+            "USD is set (cloudypad_eur_usd_rate)",
+            retryable=False,
+        )
+
     async def offers(self, request: OfferRequest) -> list[Offer]:
-        """One offer per region from the bundled table; none for GPU-less presets."""
+        """One offer per region from the bundled table (USD/h); none for GPU-less presets."""
         machine = self._cloud.machines.get(request.preset)
         if request.resources.gpu is GpuTier.NONE or machine is None:
             return []
+        price = self._usd_per_hour(machine)
         offers = []
         for region in self._cloud.regions:
             details = {"machine_type": machine.machine_type, "cli_region": region.cli_value}
@@ -167,6 +186,8 @@ class CloudyPadProvider:
                 details["zone"] = region.zone
             if machine.gpu_type:
                 details["gpu_type"] = machine.gpu_type
+            if machine.currency != "USD":
+                details["list_price"] = f"{machine.price_per_hour} {machine.currency}/h"
             offers.append(
                 Offer(
                     provider=self._provider,
@@ -175,7 +196,7 @@ class CloudyPadProvider:
                     location_label=region.label,
                     latitude=region.latitude,
                     longitude=region.longitude,
-                    price_per_hour=machine.price_per_hour,
+                    price_per_hour=price,
                     vcpu=machine.vcpu,
                     ram_gb=machine.ram_gb,
                     gpu_tier=request.resources.gpu,
@@ -203,7 +224,7 @@ class CloudyPadProvider:
         what = f"get {instance_id}"
         result = await self._run(["get", instance_id], what)
         if not result.ok:
-            if is_not_found(self._message(result)):
+            if is_not_found(self._message(result), instance_id):
                 return None
             raise self._error(what, result)
         return parse_get(parse_json_output(result.stdout, what), instance_id)
@@ -222,8 +243,10 @@ class CloudyPadProvider:
     async def create(self, spec: CreateSpec) -> Instance:
         """Return the named instance if it exists; else run `create` and `get` it.
 
-        When `create` dies ambiguously (crash, timeout, unknown failure) the instance may
-        exist anyway: look it up before reporting the error, so a retry adopts it.
+        Success is what `get` says afterwards, never the exit code alone (a failed create
+        was seen to exit 0). When `create` dies ambiguously (crash, timeout, unknown
+        failure) the instance may exist anyway: look it up before reporting the error, so
+        a retry adopts it.
         """
         existing = await self.find(spec.name)
         if existing is not None:
@@ -236,7 +259,13 @@ class CloudyPadProvider:
                 f"{self._provider}: preset {spec.preset} is not offered (Wolf needs NVIDIA)",
                 retryable=False,
             )
-        args = create_args(self._cloud, spec.name, spec.preset, spec.offer, self._credentials)
+        environment = await self._prepare()
+        key_path = None
+        if self._cloud.ssh_key_flag:
+            key_path = await asyncio.to_thread(environment.ssh_key_for, spec.name)
+        args = create_args(
+            self._cloud, spec.name, spec.preset, spec.offer, self._flag_values, key_path
+        )
         what = f"create {spec.name}"
         try:
             result = await self._run(args, what)
@@ -245,27 +274,33 @@ class CloudyPadProvider:
             if found is not None and is_provisioned(found):
                 return found
             raise
-        if not result.ok:
-            error = self._error(what, result)
-            found = await self.observe(spec.name)
-            if error.retryable and found is not None and is_provisioned(found):
-                log.info("CloudyPad %s failed after creating the instance: %s", what, error)
-                return found
-            if found is not None and not is_provisioned(found):
-                await self._forget(spec.name)
-            raise error
-        created = await self.observe(spec.name)
-        if created is None:
-            raise ProviderError(
-                ErrorReason.BAD_RESPONSE,
-                f"CloudyPad {what}: exit 0 but `get {spec.name}` finds no instance",
+        found = await self.observe(spec.name)
+        if found is not None and is_provisioned(found):
+            if not result.ok:
+                log.info(
+                    "CloudyPad %s failed after creating the instance: %s",
+                    what,
+                    self._error(what, result),
+                )
+            return found
+        error = (
+            self._error(what, result)
+            if not result.ok
+            else ProviderError(
+                ErrorReason.CLI_FAILED,
+                f"CloudyPad {what}: exit 0 but `get {spec.name}` shows no provisioned "
+                f"instance: {self._message(result) or '(no output)'}",
                 retryable=True,
             )
-        return created
+        )
+        if found is not None:
+            # Inputs-only (or half-provisioned) state: destroy it so it neither lingers in
+            # `cloudypad list` nor leaks what Pulumi did create, nor blocks a fallback.
+            await self._forget(spec.name)
+        raise error
 
     async def _forget(self, name: str) -> None:
-        """Best effort: destroy the inputs-only state a failed create left behind, so it
-        neither lingers in `cloudypad list` nor blocks a fallback elsewhere."""
+        """Best effort: destroy the inputs-only state a failed create left behind."""
         try:
             await self.delete(name)
         except ProviderError as exc:
@@ -276,7 +311,11 @@ class CloudyPadProvider:
         await self._power("start", instance_id)
 
     async def stop(self, instance_id: str) -> None:
-        """`stop <name> --wait --timeout S`; already stopped is success."""
+        """`stop <name> --wait --timeout S`; already stopped is success.
+
+        Instances are created with the server kept on stop; an instance whose server a
+        stop deleted anyway reads as stopped, and `start` re-creates it.
+        """
         await self._power("stop", instance_id)
 
     async def _power(self, action: str, name: str) -> None:
@@ -289,15 +328,13 @@ class CloudyPadProvider:
         raise self._error(what, result)
 
     async def delete(self, instance_id: str) -> None:
-        """`destroy <name> --yes`; an unknown or already destroyed instance is success."""
+        """`destroy <name> --yes`; an instance CloudyPad does not know is already gone."""
         what = f"destroy {instance_id}"
         result = await self._run(["destroy", instance_id, "--yes"], what)
-        if result.ok:
-            return
-        message = self._message(result)
-        if is_not_found(message) or is_already(message):
-            return
-        raise self._error(what, result)
+        if not result.ok and not is_not_found(self._message(result), instance_id):
+            raise self._error(what, result)
+        if self._cloud.ssh_key_flag:
+            await asyncio.to_thread(self._environment.forget_ssh_key, instance_id)
 
 
 async def _kill(process: asyncio.subprocess.Process) -> None:

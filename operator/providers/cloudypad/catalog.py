@@ -1,9 +1,10 @@
 """CloudyPad placements per cloud, from package data `data/cloudypad.json`.
 
 The table (documented in the JSON itself) gives, per cloud: the CLI flags for region,
-zone, machine type and GPU type; the regions with coordinates (reference/providers.md
-section 4); the machine type and on-demand USD/h for each GPU preset (section 5).
-`retro` is absent on purpose: CloudyPad's Wolf role needs an NVIDIA GPU.
+zone, machine type and GPU type, the options the CLI would otherwise prompt for, whether
+its stop deletes the server by default; the regions with coordinates; the machine type
+and on-demand hourly price (with its currency) for each GPU preset. `retro` is absent on
+purpose: CloudyPad's Wolf role needs an NVIDIA GPU.
 """
 
 from collections.abc import Mapping
@@ -33,6 +34,8 @@ class Machine:
     vcpu: int
     ram_gb: int
     price_per_hour: float
+    currency: str
+    """ISO currency of `price_per_hour` (Scaleway bills in EUR)."""
 
 
 @dataclass(frozen=True)
@@ -53,13 +56,19 @@ class Cloud:
 
     name: str
     cli_provider: str
-    region_flag: str
+    region_flag: str | None
+    """None for CloudyPad's offline `dummy` provider, which has no regions."""
     zone_flag: str | None
     machine_flag: str
     gpu_flag: str | None
     credential_flags: Mapping[str, str]
     """CLI flag -> credential key whose (non-secret) value it takes, e.g. --project-id."""
     extra_create_args: tuple[str, ...]
+    """Options CloudyPad would otherwise prompt for (disk, spot, network...)."""
+    stop_deletes_server: bool
+    """Has --delete-instance-server-on-stop & co. (default true): the adapter passes no."""
+    ssh_key_flag: str | None
+    """Flag naming a private key file the cloud needs (Paperspace's --ssh-key-path)."""
     regions: tuple[Region, ...]
     machines: Mapping[VMPreset, Machine]
 
@@ -73,6 +82,7 @@ def _cloud(name: str, raw: Mapping[str, Any]) -> Cloud:
             vcpu=int(m["vcpu"]),
             ram_gb=int(m["ram_gb"]),
             price_per_hour=float(m["price_per_hour"]),
+            currency=str(m.get("currency", "USD")),
         )
         for preset, m in raw["presets"].items()
     }
@@ -90,12 +100,14 @@ def _cloud(name: str, raw: Mapping[str, Any]) -> Cloud:
     return Cloud(
         name=name,
         cli_provider=str(raw["cli_provider"]),
-        region_flag=str(raw["region_flag"]),
+        region_flag=raw.get("region_flag"),
         zone_flag=raw.get("zone_flag"),
         machine_flag=str(raw["machine_flag"]),
         gpu_flag=raw.get("gpu_flag"),
         credential_flags=dict(raw.get("credential_flags", {})),
         extra_create_args=tuple(raw.get("extra_create_args", [])),
+        stop_deletes_server=bool(raw.get("stop_deletes_server", False)),
+        ssh_key_flag=raw.get("ssh_key_flag"),
         regions=regions,
         machines=machines,
     )

@@ -1,18 +1,23 @@
-"""Per-cloud knowledge of the CloudyPad simulator: flags, credentials, state, capacity errors.
+"""Per-cloud knowledge of the CloudyPad simulator: options, prompts, credentials, state.
 
-Flags are those of reference/providers.md section 2 (`src/providers/*/cli.ts`). The
-state's `provision.input`/`output` field names are camelCase like CloudyPad's state
-files; the exact per-provider output keys (instanceName, instanceId, vmName,
-machineId, instanceServerId) are the simulator's best guess (UNCONFIRMED beyond
-`host` and GCP's `instanceName`).
+Options per cloud are those of the real CLI 0.45.1 (`src/providers/*/cli.ts`); an option
+the real CLI would ask for when it is missing has a `prompt` (the question it asks), and
+without a TTY the simulator dies there like the real one (`ExitPromptError`). Options of
+kind `bool` take an optional value (`--spot`, `--spot no`); `switch` takes none. The
+tests in tests/contract/test_cloudypad_cli_contract.py run against this simulator and the
+real CLI alike.
 
-Credentials (providers.md "Credentials"), checked for create/start/stop/restart/destroy:
+The state's `provision.input`/`output` field names are camelCase like CloudyPad's state
+files; the per-provider output keys beyond `host` are the simulator's best guess.
+
+Credentials (what the SDKs under the real CLI read), checked for create/start/stop/destroy:
 - gcp: GOOGLE_APPLICATION_CREDENTIALS naming an existing file, or the ADC file
   $CLOUDSDK_CONFIG/application_default_credentials.json (default ~/.config/gcloud).
 - aws: AWS_ACCESS_KEY_ID + AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or ~/.aws/credentials.
-- azure: AZURE_CLIENT_ID + AZURE_SECRET + AZURE_TENANT, or ~/.azure/azureProfile.json (az login).
+- azure: AZURE_CLIENT_ID + AZURE_CLIENT_SECRET + AZURE_TENANT_ID, or ~/.azure (az login).
 - paperspace: PAPERSPACE_API_KEY, or --api-key-file naming an existing file (create only).
-- scaleway: SCW_ACCESS_KEY + SCW_SECRET_KEY, or ~/.config/scw/config.yaml.
+- scaleway: ~/.config/scw/config.yaml (or $SCW_CONFIG_PATH); SCW_* variables alone fail
+  with ENOENT, as in the real CLI.
 """
 
 import os
@@ -22,57 +27,180 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-PROVIDERS = ("gcp", "aws", "azure", "paperspace", "scaleway")
+PROVIDERS = ("gcp", "aws", "azure", "paperspace", "scaleway", "dummy")
+STOP_DELETES_SERVER = ("gcp", "aws", "azure", "scaleway")
+"""Clouds whose --delete-instance-server-on-stop & co. default to true."""
 
 
 @dataclass(frozen=True)
 class Flag:
-    """One provider-specific create flag and its state key."""
+    """One create option: its state key, kind and the question asked when it is missing."""
 
     option: str
     key: str
-    required: bool = False
+    prompt: str | None = None
+    kind: str = "value"
+    """value: takes an argument; bool: optional argument (bare = true); switch: none."""
 
 
+def _flags(*flags: Flag) -> tuple[Flag, ...]:
+    return flags
+
+
+_STREAMING = _flags(
+    Flag("--streaming-server", "streamingServer", "Choose a streaming server:"),
+    Flag("--sunshine-user", "sunshineUser"),
+    Flag("--sunshine-password", "sunshinePassword"),
+    Flag("--sunshine-image-tag", "sunshineImageTag"),
+    Flag("--sunshine-image-registry", "sunshineImageRegistry"),
+    Flag(
+        "--autostop",
+        "autostop",
+        "Do you want to enable Auto Stop to shutdown the instance automatically when "
+        "inactivity is detected? (Y/n)",
+        "bool",
+    ),
+    Flag("--autostop-timeout", "autostopTimeout"),
+    Flag("--use-locale", "useLocale"),
+    Flag("--keyboard-layout", "keyboardLayout"),
+    Flag("--keyboard-model", "keyboardModel"),
+    Flag("--keyboard-variant", "keyboardVariant"),
+    Flag("--keyboard-options", "keyboardOptions"),
+)
+_BITRATE = _flags(Flag("--sunshine-max-bitrate-kbps", "sunshineMaxBitrateKbps"))
+_RATELIMIT = _flags(Flag("--ratelimit-max-mbps", "ratelimitMaxMbps"))
+_SPOT = _flags(
+    Flag(
+        "--spot",
+        "useSpot",
+        "Do you want to use spot instances ? Spot instances are cheaper (usually 20% to 70% "
+        "off) but may be restarted any time. (Y/n)",
+        "bool",
+    )
+)
+_COST = _flags(
+    Flag(
+        "--cost-alert",
+        "costAlert",
+        "Do you want to enable billing alert? Set a cost limit and get email alerts when "
+        "spending reaches 50%, 80%, and 100% of the limit. (Y/n)",
+        "bool",
+    ),
+    Flag("--cost-limit", "costLimit"),
+    Flag("--cost-notification-email", "costNotificationEmail"),
+)
+_STOP = _flags(
+    Flag("--data-disk-snapshot", "dataDiskSnapshot", kind="bool"),
+    Flag("--base-image-snapshot", "baseImageSnapshot", kind="bool"),
+    Flag("--base-image-keep-on-deletion", "baseImageKeepOnDeletion", kind="bool"),
+    Flag("--delete-instance-server-on-stop", "deleteInstanceServerOnStop", kind="bool"),
+)
+_DISK = Flag("--disk-size", "diskSize", "Enter desired disk size (GB):")
+_DATA_DISK = Flag("--data-disk-size", "dataDiskSizeGb")
+
+COMMON_FLAGS = _flags(
+    Flag("--name", "name", "Enter instance instanceName:"),
+    Flag("--private-ssh-key", "privateSshKey"),
+    Flag("--ssh-private-key", "sshPrivateKey"),
+    Flag("--yes", "yes", kind="switch"),
+    Flag("--overwrite-existing", "overwriteExisting", kind="switch"),
+    Flag("--skip-pairing", "skipPairing", kind="switch"),
+    Flag("--ansible-additional-args", "ansibleAdditionalArgs"),
+    Flag("--ansible-args-override", "ansibleArgsOverride"),
+    Flag("--retries", "retries"),
+    Flag("--retry-delay", "retryDelay"),
+    Flag("--force-pulumi-cancel", "forcePulumiCancel", kind="switch"),
+)
 FLAGS: dict[str, tuple[Flag, ...]] = {
     "gcp": (
-        Flag("--project-id", "projectId", required=True),
-        Flag("--region", "region", required=True),
-        Flag("--zone", "zone", required=True),
-        Flag("--machine-type", "machineType", required=True),
-        Flag("--gpu-type", "acceleratorType", required=True),
-        Flag("--disk-type", "diskType"),
-        Flag("--network-tier", "networkTier"),
-        Flag("--nic-type", "nicType"),
+        *_SPOT,
+        _DISK,
+        _DATA_DISK,
+        *_COST,
+        *_STREAMING,
+        *_BITRATE,
+        *_RATELIMIT,
+        *_STOP,
+        Flag("--machine-type", "machineType", "Choose a machine type:"),
+        Flag("--region", "region", "Select region to use:"),
+        Flag("--zone", "zone", "Select zone to use:"),
+        Flag("--project-id", "projectId", "Select a project to use:"),
+        Flag("--gpu-type", "acceleratorType", "Select GPU type (accelerator type) to use:"),
+        Flag("--disk-type", "diskType", "Select disk type (affects performance & price):"),
+        Flag(
+            "--network-tier",
+            "networkTier",
+            "Select network tier (applies to outgoing internet traffic - affects latency & price):",
+        ),
+        Flag("--nic-type", "nicType", "Select NIC type (affects network performance):"),
     ),
     "aws": (
-        Flag("--region", "region", required=True),
-        Flag("--zone", "zone"),
-        Flag("--instance-type", "instanceType", required=True),
-        Flag("--image-id", "imageId"),
-        Flag("--dedicated-vpc", "dedicatedVpc"),
+        Flag(
+            "--dedicated-vpc",
+            "dedicatedVpc",
+            "Create a dedicated VPC for this instance? (required if your AWS account has no "
+            "default VPC) (Y/n)",
+            "switch",
+        ),
+        Flag("--region", "region", "Select an AWS region to deploy instance:"),
+        Flag("--zone", "zone", "Select an availability zone:"),
+        *_SPOT,
+        Flag("--instance-type", "instanceType", "Choose an instance type:"),
+        _DISK,
         Flag("--root-disk-size", "rootDiskSizeGb"),
-        Flag("--public-ip-type", "publicIpType"),
+        Flag(
+            "--data-disk-size",
+            "dataDiskSizeGb",
+            "Data disk size in GB (OS will use another independent disk)",
+        ),
+        *_COST,
+        *_STREAMING,
+        *_BITRATE,
+        *_RATELIMIT,
+        *_STOP,
+        Flag("--image-id", "imageId"),
     ),
     "azure": (
-        Flag("--subscription-id", "subscriptionId", required=True),
-        Flag("--location", "location", required=True),
-        Flag("--vm-size", "vmSize", required=True),
-        Flag("--disk-type", "diskType"),
+        Flag("--subscription-id", "subscriptionId", "Enter Azure subscription ID to use:"),
+        *_SPOT,
+        Flag("--location", "location", "Enter Azure location to use:"),
+        Flag("--vm-size", "vmSize", "Choose a VM size (sorted by vCPU count):"),
+        Flag("--disk-type", "diskType", "Enter desired disk type"),
+        _DISK,
+        _DATA_DISK,
+        *_COST,
+        *_STREAMING,
+        *_BITRATE,
+        *_RATELIMIT,
+        *_STOP,
     ),
     "paperspace": (
+        *_SPOT,
+        Flag("--machine-type", "machineType", "Select machine type:"),
+        Flag("--disk-size", "diskSize", "Select disk size (GB):"),
+        Flag("--region", "region", "Select region for new machine:"),
+        Flag("--ssh-key-path", "sshKeyPath", "Select SSH private key:"),
         Flag("--api-key-file", "apiKeyFile"),
-        Flag("--machine-type", "machineType", required=True),
-        Flag("--region", "region", required=True),
-        Flag("--ssh-key-path", "sshKeyPath"),
+        *_STREAMING,
+        *_BITRATE,
     ),
     "scaleway": (
-        Flag("--project-id", "projectId", required=True),
-        Flag("--region", "region", required=True),
-        Flag("--zone", "zone", required=True),
-        Flag("--instance-type", "instanceType", required=True),
+        Flag("--project-id", "projectId", "Select a project to use:"),
+        Flag("--region", "region", "Select a region:"),
+        Flag("--zone", "zone", "Select a zone:"),
+        Flag("--instance-type", "instanceType", "Choose an instance type:"),
+        Flag("--root-disk-size", "diskSizeGb", "Enter root disk size (GB):"),
+        Flag("--data-disk-size", "dataDiskSizeGb", "Enter data disk size (GB):"),
+        *_STREAMING,
+        *_BITRATE,
+        *_RATELIMIT,
+        *_STOP,
         Flag("--image-id", "imageId"),
-        Flag("--root-disk-size", "rootDiskSizeGb"),
+    ),
+    "dummy": (
+        *_STREAMING,
+        *_RATELIMIT,
+        Flag("--instance-type", "instanceType", "Choose an instance type:"),
     ),
 }
 
@@ -134,6 +262,15 @@ def _exists(path: str | None) -> bool:
     return bool(path) and Path(str(path)).expanduser().is_file()
 
 
+def scaleway_config_path(env: Mapping[str, str], home: Path) -> Path:
+    """Where the Scaleway SDK looks for its config file."""
+    if env.get("SCW_CONFIG_PATH"):
+        return Path(env["SCW_CONFIG_PATH"])
+    if env.get("XDG_CONFIG_HOME"):
+        return Path(env["XDG_CONFIG_HOME"]) / "scw" / "config.yaml"
+    return home / ".config" / "scw" / "config.yaml"
+
+
 def _has_credentials(
     provider: str, env: Mapping[str, str], home: Path, api_key_file: str | None
 ) -> bool:
@@ -146,37 +283,46 @@ def _has_credentials(
         keys = bool(env.get("AWS_ACCESS_KEY_ID") and env.get("AWS_SECRET_ACCESS_KEY"))
         return keys or bool(env.get("AWS_PROFILE")) or _exists(str(home / ".aws" / "credentials"))
     if provider == "azure":
-        keys = all(env.get(k) for k in ("AZURE_CLIENT_ID", "AZURE_SECRET", "AZURE_TENANT"))
-        return keys or _exists(str(home / ".azure" / "azureProfile.json"))
+        names = ("AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET", "AZURE_TENANT_ID")
+        return all(env.get(k) for k in names) or _exists(str(home / ".azure" / "azureProfile.json"))
     if provider == "paperspace":
         return bool(env.get("PAPERSPACE_API_KEY")) or _exists(api_key_file)
     if provider == "scaleway":
-        keys = bool(env.get("SCW_ACCESS_KEY") and env.get("SCW_SECRET_KEY"))
-        return keys or _exists(str(home / ".config" / "scw" / "config.yaml"))
-    return False
+        return _exists(str(scaleway_config_path(env, home)))
+    return provider == "dummy"
+
+
+def missing_credentials(provider: str, env: Mapping[str, str]) -> list[str]:
+    """The real CLI's error chain for missing credentials (headline first)."""
+    home = Path(env.get("HOME", str(Path.home())))
+    if provider == "scaleway":
+        return [
+            "Scaleway configuration is not valid. Did you configure your Scaleway "
+            "credentials? See https://docs.cloudypad.gg/cloud-provider-setup/scaleway.html.",
+            f"ENOENT: no such file or directory, open '{scaleway_config_path(env, home)}'",
+        ]
+    return [MISSING_CREDENTIALS.get(provider, f"Unknown provider {provider}")]
 
 
 MISSING_CREDENTIALS: dict[str, str] = {
-    "gcp": "Google Cloud credentials not found: run 'gcloud auth application-default login' "
-    "or set GOOGLE_APPLICATION_CREDENTIALS to a service account key file",
-    "aws": "AWS credentials not found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
-    "or AWS_PROFILE, or configure ~/.aws/credentials",
-    "azure": "Azure credentials not found: run 'az login' or set AZURE_CLIENT_ID, "
-    "AZURE_SECRET and AZURE_TENANT",
-    "paperspace": "Paperspace API key not found: set PAPERSPACE_API_KEY or pass --api-key-file",
-    "scaleway": "Scaleway credentials not found: set SCW_ACCESS_KEY and SCW_SECRET_KEY "
-    "or configure the scw CLI (~/.config/scw/config.yaml)",
+    "gcp": "Could not load the default credentials. Browse to "
+    "https://cloud.google.com/docs/authentication/getting-started for more information.",
+    "aws": "CredentialsProviderError: Could not load credentials from any providers",
+    "azure": "CredentialUnavailableError: DefaultAzureCredential failed to retrieve a token "
+    "from the included credentials (AZURE_CLIENT_ID, AZURE_CLIENT_SECRET, AZURE_TENANT_ID)",
+    "paperspace": "No Paperspace API Key found. Restart with environment variable "
+    "PAPERSPACE_API_KEY or enter API Key:",
 }
 
 
 def credentials_error(
     provider: str, env: Mapping[str, str], api_key_file: str | None = None
-) -> str | None:
-    """Why this cloud's credentials are missing, or None when they are present."""
+) -> list[str] | None:
+    """Why this cloud's credentials are missing (error chain), or None when present."""
     home = Path(env.get("HOME", str(Path.home())))
     if _has_credentials(provider, env, home, api_key_file):
         return None
-    return MISSING_CREDENTIALS.get(provider, f"Unknown provider {provider}")
+    return missing_credentials(provider, env)
 
 
 def provision_output(provider: str, name: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
@@ -192,6 +338,8 @@ def provision_output(provider: str, name: str, inputs: Mapping[str, Any]) -> dic
         out["resourceGroupName"] = f"cloudypad-{name}-rg"
     elif provider == "paperspace":
         out["machineId"] = f"ps{suffix}"
+    elif provider == "dummy":
+        out["instanceId"] = f"dummy-id-{name}"
     elif provider == "scaleway":
         out["instanceServerId"] = f"{suffix}-{secrets.token_hex(2)}-{secrets.token_hex(2)}"
         out["instanceName"] = f"cloudypad-{name}"

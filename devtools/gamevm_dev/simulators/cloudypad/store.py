@@ -1,13 +1,13 @@
 """On-disk state of the CloudyPad simulator under $CLOUDYPAD_HOME.
 
-- `instance/<name>/state.yml`: CloudyPad-shaped state (`version`, `name`,
+- `instances/<name>/state.yml`: CloudyPad-shaped state (`version`, `name`,
   `provision{provider, input, output}`, `configuration{configurator, input, output}`).
   NOT in real CloudyPad: `provision.output.portForwards` {"47989": <port>}, the loopback
   port of this VM's Wolf responder (adapters honour it when present, identity otherwise).
-- `instance/<name>/sim.json`: the simulated server's power state (what a real CLI asks
+- `instances/<name>/sim.json`: the simulated server's power state (what a real CLI asks
   the cloud for): `{phase, target, until}`; a transitional phase becomes `target` once
   `until` (epoch) has passed.
-- `instance/<name>/wolf.pid`, `wolf.port`, `wolf-state` (busy|free): the detached Wolf
+- `instances/<name>/wolf.pid`, `wolf.port`, `wolf-state` (busy|free): the detached Wolf
   responder (`python -m gamevm_dev.simulators.wolf`) of a powered-on VM.
 - `sim-faults.json`: faults (see gamevm_dev.simulators.cloudypad.faults).
 - `sim-log.jsonl`: one line per command run: {time, command, name, provider, exit}.
@@ -58,7 +58,7 @@ class InstanceDir:
     def __init__(self, home: Path, name: str) -> None:
         self.home = home
         self.name = name
-        self.path = home / "instance" / name
+        self.path = home / "instances" / name
 
     @property
     def exists(self) -> bool:
@@ -202,7 +202,7 @@ def _alive(pid: int) -> bool:
 
 def instance_names(home: Path) -> list[str]:
     """Names of instances with a state file."""
-    root = home / "instance"
+    root = home / "instances"
     if not root.is_dir():
         return []
     return sorted(p.name for p in root.iterdir() if (p / "state.yml").is_file())
@@ -210,7 +210,7 @@ def instance_names(home: Path) -> list[str]:
 
 def wolf_pids(home: Path) -> list[int]:
     """Live responder pids of every instance (for teardown)."""
-    root = home / "instance"
+    root = home / "instances"
     if not root.is_dir():
         return []
     pids = []

@@ -45,6 +45,8 @@ class RunResult:
     """JSON size of one GameVM when all were running."""
     load_average: float = 0.0
     """1-minute load average at the end (other work on the machine skews timings)."""
+    figures: dict[str, Any] = field(default_factory=dict)
+    """Extra figures of the rate-limited run (requests per VM, Mongo writes, ...)."""
     latencies_s: list[float] = field(default_factory=list, repr=False)
 
 
@@ -124,6 +126,59 @@ def summary(results: Sequence[RunResult]) -> dict[str, Any]:
         "p99_s": round(ours.p99_s, 3),
         "complete": ours.complete and floor.complete,
     }
+
+
+def limited_summary(run: RunResult | None, per_minute: int) -> dict[str, Any]:
+    """The rate-limited run's headline keys (empty when it was skipped)."""
+    if run is None:
+        return {}
+    f = run.figures
+    return {
+        "limited_n": run.n,
+        "limited_complete": run.complete,
+        "limited_s": round(run.all_running_s, 1),
+        "limited_floor_s": f.get("limited_floor_s"),
+        "limited_ratio": f.get("limited_ratio"),
+        "limit_per_minute": per_minute,
+        "provider_requests_per_vm": f.get("provider_requests_per_vm"),
+        "provider_requests_per_min": f.get("provider_requests_per_min"),
+        "provider_requests": run.sim_requests,
+        "rate_limit_429s": f.get("rate_limit_429s"),
+        "observe_requests_per_min": f.get("observe_requests_per_min"),
+        "limited_writes_per_vm": round(run.writes_per_vm, 3),
+        "mongo_writes_per_change": f.get("mongo_writes_per_change"),
+        "limited_rss_mb": round(run.rss_mb, 1),
+        "limited_idle_cpu_pct": (None if run.idle_cpu_pct is None else round(run.idle_cpu_pct, 2)),
+    }
+
+
+SCALE_TARGETS: tuple[tuple[str, str, float], ...] = (
+    ("provider requests/min while placing", "provider_requests_per_min", 100.0),
+    ("provider requests per VM to running", "provider_requests_per_vm", 1.1),
+    ("limited run / the limit's floor", "limited_ratio", 1.1),
+    ("observation requests/min (running)", "observe_requests_per_min", 10.0),
+    ("API writes per VM (limited run)", "limited_writes_per_vm", 5.0),
+    ("Mongo writes per change", "mongo_writes_per_change", 1.0),
+    ("idle CPU % at limited N", "limited_idle_cpu_pct", 3.0),
+    ("RSS MB at limited N", "limited_rss_mb", 200.0),
+    ("idle CPU % at steady N", "steady_idle_cpu_pct", 10.0),
+    ("RSS MB at steady N", "steady_rss_mb", 500.0),
+)
+
+
+def scale_target_lines(summary: Mapping[str, Any]) -> list[str]:
+    """PASS/MISS for the rate-limited and steady targets."""
+    lines = [
+        f"targets at the limit (N={summary.get('limited_n')}, steady {summary.get('steady_n')}):"
+    ]
+    for label, key, limit in SCALE_TARGETS:
+        value = summary.get(key)
+        if value is None:
+            lines.append(f"  {label:<38} not measured (target <= {limit})")
+            continue
+        verdict = "PASS" if value <= limit else "MISS"
+        lines.append(f"  {label:<38} {value:>10.2f}  {verdict}  (target <= {limit})")
+    return lines
 
 
 def write_json(path: Path, results: Sequence[RunResult], extra: Mapping[str, Any]) -> None:

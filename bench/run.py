@@ -28,12 +28,13 @@ import shutil
 import signal
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -45,6 +46,7 @@ from kubernetes import client, config  # noqa: E402
 
 from bench import apimetrics, procstats, report  # noqa: E402
 from bench.stats import percentile  # noqa: E402
+from bench.steady import run_steady  # noqa: E402
 from bench.workload import RunningWatch, create_all  # noqa: E402
 from gamevm.models.names import GAMEVM_PLURAL, GROUP, VERSION  # noqa: E402
 from gamevm_dev.devstack.processes import ManagedProcess, free_port  # noqa: E402
@@ -83,6 +85,9 @@ class Bench:
     profile: bool
     timeout_per_vm: float
     memory: bool
+    limit_per_minute: int = 100
+    mongo_uri: str | None = None
+    operator_ports: dict[str, int] = field(default_factory=dict)
 
     def kubectl_apply(self, manifest: dict[str, object]) -> None:
         self.stack.kubectl("apply", "-f", "-", input_text=yaml.safe_dump(manifest))
@@ -119,6 +124,11 @@ class Simulator:
     url: str
     token: str
 
+    @property
+    def pid(self) -> int:
+        """The simulator's pid (0 when it is not running)."""
+        return self.process.pid or 0
+
     def requests(self) -> dict[str, int]:
         """Requests served so far, per route."""
         root = self.url.removesuffix("/api/v2")
@@ -128,10 +138,10 @@ class Simulator:
 
 
 @contextmanager
-def simulator(bench: Bench, n: int) -> Iterator[Simulator]:
+def simulator(bench: Bench, n: int, rate_limit: int = 1_000_000) -> Iterator[Simulator]:
     """A fresh simulator for one run (its cost per request grows with the instances it
     holds), room for N VMs, and the credentials Secret holding its token."""
-    process, url, token = start_simulator(bench.workdir, max(1, -(-n // VMS_PER_SCALE)))
+    process, url, token = start_simulator(bench.workdir, max(1, -(-n // VMS_PER_SCALE)), rate_limit)
     try:
         bench.kubectl_apply(credentials_secret(token, {}))
         yield Simulator(process, url, token)
@@ -139,7 +149,9 @@ def simulator(bench: Bench, n: int) -> Iterator[Simulator]:
         process.stop()
 
 
-def start_simulator(workdir: Path, scale: int) -> tuple[ManagedProcess, str, str]:
+def start_simulator(
+    workdir: Path, scale: int, rate_limit: int = 1_000_000
+) -> tuple[ManagedProcess, str, str]:
     """The scaled TensorDock simulator on a free loopback port; (process, base URL, token)."""
     token = secrets.token_urlsafe(16)
     port = free_port()
@@ -159,7 +171,7 @@ def start_simulator(workdir: Path, scale: int) -> tuple[ManagedProcess, str, str
             "--delay-scale",
             "0",
             "--rate-limit",
-            "1000000",
+            str(rate_limit),
         ],
         log_path=workdir / "tensordock-sim.log",
         pid_path=workdir / "tensordock-sim.pid",
@@ -204,6 +216,7 @@ def operator(
         ready = "floor operator started"
     else:
         assert sim is not None  # noqa: S101  # measure() starts one for our operator
+        port = bench.operator_ports[namespace] = free_port()
         env.update(
             {
                 "GAMEVM_NAMESPACE": OPERATOR_NAMESPACE,
@@ -214,9 +227,15 @@ def operator(
                 "GAMEVM_TENSORDOCK_REQUESTS_PER_MINUTE": "1000000",
                 "GAMEVM_HTTP_HOST": "127.0.0.1",
                 "GAMEVM_WOLF_PROBE_ALLOW_LOOPBACK": "true",
-                "GAMEVM_HTTP_PORT": str(free_port()),
+                "GAMEVM_HTTP_PORT": str(port),
             }
         )
+        if kind == "limited":
+            # TensorDock's real limit, on both sides, and the Mongo mirror on.
+            env["GAMEVM_TENSORDOCK_REQUESTS_PER_MINUTE"] = str(bench.limit_per_minute)
+            if bench.mongo_uri:
+                env["GAMEVM_MONGODB_URI"] = bench.mongo_uri
+                env["GAMEVM_MONGODB_DATABASE"] = namespace.replace("-", "_")
         command = operator_command()
         if kind == "tuned":
             command = [sys.executable, str(REPO / "bench" / "tuned_operator.py")]
@@ -253,13 +272,18 @@ def measure(bench: Bench, kind: str, n: int) -> report.RunResult:
     names = [f"vm-{i:05d}" for i in range(n)]
     created: dict[str, float] = {}
     with ExitStack() as running:
-        sim = None if kind == "floor" else running.enter_context(simulator(bench, n))
+        limited = kind == "limited"
+        sim = (
+            None
+            if kind == "floor"
+            else running.enter_context(
+                simulator(bench, n, bench.limit_per_minute if limited else 1_000_000)
+            )
+        )
         process = running.enter_context(operator(bench, kind, namespace, sim))
         pid = process.pid or 0
         time.sleep(SETTLE_S)
-        pids = {kind: pid, **bench.control_plane_pids()}
-        if sim is not None:
-            pids["simulator"] = sim.process.pid or 0
+        pids = {kind: pid, **bench.control_plane_pids(), "simulator": sim.pid if sim else 0}
         cpu_before = {name: procstats.cpu_seconds(p) for name, p in pids.items() if p}
         metrics_before = bench.scrape()
         sim_before = sim.requests() if sim else {}
@@ -268,14 +292,12 @@ def measure(bench: Bench, kind: str, n: int) -> report.RunResult:
         started = time.time()
         create_all(bench.api, namespace, names, CONSOLE, created.__setitem__)
         create_s = time.time() - started
-        complete = watcher.all_running.wait(timeout=30 + n * bench.timeout_per_vm)
+        # At the limit every VM needs about two requests (create, one look for its IP).
+        complete = watcher.all_running.wait(
+            timeout=30 + n * (3 * 60 / bench.limit_per_minute if limited else bench.timeout_per_vm)
+        )
         watcher.stop()
-        dump_trace(bench.workdir / f"{namespace}-trace.json", watcher, created)
-        if watcher.errors:
-            log(
-                f"{kind} N={n}: the watch was re-opened {len(watcher.errors)} times: "
-                f"{watcher.errors[:3]}"
-            )
+        dump_trace(bench.workdir / f"{namespace}-trace.json", watcher, created, f"{kind} N={n}")
         seen = dict(watcher.running)
         finished = max(seen.values()) if seen else time.time()
         metrics_after = bench.scrape()
@@ -287,17 +309,20 @@ def measure(bench: Bench, kind: str, n: int) -> report.RunResult:
         rss = procstats.peak_rss_mb(pid)
         if bench.memory and kind != "floor":
             memory_top(process, bench.workdir / f"{namespace}.memory.txt")
-        idle_cpu = idle_writes = None
-        idle_detail = ""
-        if kind != "floor" and complete and bench.idle_seconds > 0:
-            idle_cpu, idle_writes, idle_detail = idle(bench, pid, settled)
-            rss = procstats.peak_rss_mb(pid)
+        idle_cpu, idle_writes, idle_detail = None, None, ""
+        figures: dict[str, object] = (
+            {"mongo_vm_writes": mirror_writes(bench.operator_ports[namespace])} if limited else {}
+        )
+        with observation(sim if limited else None, figures):
+            if kind != "floor" and complete and bench.idle_seconds > 0:
+                idle_cpu, idle_writes, idle_detail = idle(bench, pid, settled)
+                rss = procstats.peak_rss_mb(pid)
+        figures.update(limited_log_figures(process) if limited else {})
     if not complete:
         log(f"{kind} N={n}: only {len(seen)} of {n} running; see {process.log_path}")
     writes = apimetrics.writes_between(metrics_before, settled)
-    total = sum(writes.values())
+    total, creates = sum(writes.values()), writes.get(("POST", "gamevms", ""), 0)
     at_running = sum(apimetrics.writes_between(metrics_before, metrics_after).values())
-    creates = writes.get(("POST", "gamevms", ""), 0)
     latencies = [seen[name] - created[name] for name in seen if name in created]
     result = report.RunResult(
         kind=kind,
@@ -329,9 +354,79 @@ def measure(bench: Bench, kind: str, n: int) -> report.RunResult:
         ),
         object_bytes=bench.object_bytes(namespace),
         load_average=os.getloadavg()[0],
+        figures=figures,
     )
+    if limited:
+        limited_figures(result, writes, bench.limit_per_minute)
     finish(bench, namespace, result)
     return result
+
+
+def limited_log_figures(process: ManagedProcess) -> dict[str, object]:
+    """What the operator's log tells of the limit: how often a 429 slowed the budget."""
+    return {"rate_limit_429s": process.log_path.read_text().count("budget: 429")}
+
+
+@contextmanager
+def observation(sim: Simulator | None, figures: dict[str, object]) -> Iterator[None]:
+    """Provider requests per minute while the block runs (every VM running: observation)."""
+    if sim is None:
+        yield
+        return
+    before, started = sim.requests(), time.monotonic()
+    yield
+    minutes = (time.monotonic() - started) / 60
+    after = sim.requests()
+    figures["observe_requests"] = {
+        k: after[k] - before.get(k, 0) for k in after if after[k] > before.get(k, 0)
+    }
+    observed = sum(after.values()) - sum(before.values())
+    figures["observe_requests_per_min"] = round(observed / max(minutes, 1e-9), 2)
+
+
+def mirror_writes(port: int) -> int:
+    """Mongo writes of GameVM documents so far, from the operator's /metrics."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as resp:
+        text = resp.read().decode()
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith("gamevm_mirror_writes_total{") and 'collection="vm"' in line:
+            total += float(line.rsplit(" ", 1)[1])
+    return int(total)
+
+
+def limited_figures(
+    result: report.RunResult, writes: dict[tuple[str, str, str], int], per_minute: int
+) -> None:
+    """The rate-limited run's figures: requests per VM, the limit's floor, Mongo writes."""
+    n = result.n
+    requests = sum(result.sim_requests.values())
+    # The floor: N creates at the limit, plus the least sharing can do (one offer listing,
+    # GET /locations and /hostnodes, and one instance list proving every name absent).
+    floor_s = 60 * (n + 3) / per_minute
+    changes = sum(count for (_, resource, _), count in writes.items() if resource == "gamevms")
+    status_changes = writes.get(("PATCH", "gamevms", "status"), 0)
+    mongo = result.figures.get("mongo_vm_writes")
+    result.figures.update(
+        {
+            "limited_floor_s": round(floor_s, 1),
+            "limited_ratio": round(result.all_running_s / floor_s, 3),
+            "provider_requests_per_vm": round(requests / n, 3),
+            "provider_requests_per_min": round(requests / (result.all_running_s / 60), 1),
+            "gamevm_changes": changes,
+            "status_changes": status_changes,
+            # Per status change (each status patch is one); creates and finalizer patches
+            # are object changes too, mostly coalesced into the next write.
+            "mongo_writes_per_change": (
+                round(float(mongo) / status_changes, 3)
+                if isinstance(mongo, int) and status_changes
+                else None
+            ),
+            "mongo_writes_per_object_change": (
+                round(float(mongo) / changes, 3) if isinstance(mongo, int) and changes else None
+            ),
+        }
+    )
 
 
 def finish(bench: Bench, namespace: str, result: report.RunResult) -> None:
@@ -344,6 +439,8 @@ def finish(bench: Bench, namespace: str, result: report.RunResult) -> None:
         f"Events {result.event_reasons}; API server time {result.server_time}; "
         f"GameVM size {result.object_bytes} B; load average {result.load_average:.1f}"
     )
+    if result.figures:
+        log(f"{kind} N={n}: {result.figures}")
     if result.idle_cpu_pct is not None:
         log(
             f"{kind} N={n}: idle CPU {result.idle_cpu_pct:.2f}% of one core; "
@@ -356,8 +453,10 @@ def finish(bench: Bench, namespace: str, result: report.RunResult) -> None:
         print_profile(bench.workdir / f"{namespace}.prof")
 
 
-def dump_trace(path: Path, watcher: RunningWatch, created: dict[str, float]) -> None:
+def dump_trace(path: Path, watcher: RunningWatch, created: dict[str, float], label: str) -> None:
     """Every watch event per VM (seconds after its create) and the traced object's versions."""
+    if watcher.errors:
+        log(f"{label}: the watch was re-opened {len(watcher.errors)} times: {watcher.errors[:3]}")
     timeline = {
         name: [(round(t - created.get(name, t), 3), kind, phase) for t, kind, phase in events]
         for name, events in watcher.history.items()
@@ -411,6 +510,18 @@ def print_profile(path: Path) -> None:
     stats.sort_stats("cumulative").print_stats(40)
 
 
+def bench_config() -> dict[str, object]:
+    """The one EmulatorConfig: TensorDock only, retro preset (2 vCPU, no GPU)."""
+    return premium_config(
+        CONSOLE,
+        preferredProviders=[{"provider": "tensordock", "priority": 1, "costPerHourLimit": 2.0}],
+        defaultPreset="retro",
+        minCpu=2,
+        minRamGb=4,
+        requiresGpu=False,
+    )
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, action="append", help="GameVMs (repeatable)")
@@ -427,6 +538,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="also measure ours with the proposed fixes (bench/tuned_operator.py)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
+    parser.add_argument(
+        "--limited",
+        type=int,
+        default=1000,
+        help="GameVMs for the run at the provider's real limit, mirror on (0: skip)",
+    )
+    parser.add_argument(
+        "--limit-per-minute", type=int, default=100, help="TensorDock requests/min (real: 100)"
+    )
+    parser.add_argument(
+        "--steady", type=int, default=10000, help="GameVMs kept running in the steady run (0: skip)"
+    )
+    parser.add_argument("--steady-seconds", type=float, default=180.0)
     return parser.parse_args(argv)
 
 
@@ -436,8 +560,10 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="gamevm-bench-"))
     stack = Stack(workdir / "stack", steps=default_steps(with_operator=False), progress=log)
     results: list[report.RunResult] = []
+    steady_result: dict[str, object] = {}
+    steady_thread: threading.Thread | None = None
     try:
-        stack.up(only=(*CONTROL_PLANE, "crds"))
+        stack.up(only=(*CONTROL_PLANE, "crds", *(["mongo"] if args.limited else [])))
         kinds = [args.only] if args.only else ["floor", "ours", *(["tuned"] if args.tuned else [])]
         api = config.new_client_from_config(  # type: ignore[no-untyped-call]
             config_file=str(stack.kubeconfig)
@@ -452,35 +578,55 @@ def main(argv: list[str] | None = None) -> int:
             args.profile,
             args.timeout_per_vm,
             args.memory,
+            limit_per_minute=args.limit_per_minute,
+            mongo_uri=stack.state.exports.get("GAMEVM_MONGODB_URI"),
         )
         stack.kubectl("create", "namespace", OPERATOR_NAMESPACE)
-        bench.kubectl_apply(
-            premium_config(
-                CONSOLE,
-                preferredProviders=[
-                    {"provider": "tensordock", "priority": 1, "costPerHourLimit": 2.0}
-                ],
-                defaultPreset="retro",
-                minCpu=2,
-                minRamGb=4,
-                requiresGpu=False,
-            )
-        )
+        bench.kubectl_apply(bench_config())
         for n in sizes:
             for kind in kinds:
                 log(f"{kind}: N={n}")
                 results.append(measure(bench, kind, n))
+        if args.steady:
+            # Its own control plane, side by side with the limited run: that run spends
+            # its time waiting for the provider's limit, not on CPU.
+            steady_thread = threading.Thread(
+                target=lambda: steady_result.update(
+                    run_steady(
+                        workdir / "steady",
+                        args.steady,
+                        args.steady_seconds,
+                        args.limit_per_minute,
+                        bench_config(),
+                        log,
+                    )
+                ),
+                name="steady",
+            )
+            steady_thread.start()
+        if args.limited:
+            log(f"limited: N={args.limited} at {args.limit_per_minute} requests/min")
+            bench.idle_seconds = max(args.idle_seconds, 60.0)
+            results.append(measure(bench, "limited", args.limited))
+        if steady_thread is not None:
+            steady_thread.join()
         print(report.table(results))
         if not args.only:
             headline = report.summary(results)
             print()
             print("\n".join(report.target_lines(headline)))
+            limited_run = next((r for r in results if r.kind == "limited"), None)
+            extra = {
+                "console": CONSOLE,
+                "idle_seconds": args.idle_seconds,
+                "cpus": os.cpu_count(),
+                "load_average": list(os.getloadavg()),
+                **report.limited_summary(limited_run, args.limit_per_minute),
+                **steady_result,
+            }
+            print("\n".join(report.scale_target_lines(extra)))
             RESULTS.mkdir(parents=True, exist_ok=True)
-            report.write_json(
-                RESULTS / "latest.json",
-                results,
-                {"console": CONSOLE, "idle_seconds": args.idle_seconds, "cpus": os.cpu_count()},
-            )
+            report.write_json(RESULTS / "latest.json", results, extra)
             report.plot(RESULTS / "latest.png", results)
             print(f"\nwrote {RESULTS / 'latest.json'} and {RESULTS / 'latest.png'}")
     finally:

@@ -78,7 +78,7 @@ class Settings(BaseSettings):
         description="Seconds one offer listing per provider serves every VM being placed.",
     )
     provider_create_concurrency: int = Field(
-        default=4,
+        default=16,
         ge=1,
         description=(
             "Creates in flight per provider; the rest queue, round-robin across namespaces."

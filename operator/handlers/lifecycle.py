@@ -72,14 +72,9 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
             MIN_MASTER_KEY_BYTES,
         )
         master = None
-    budget = BudgetSettings(
-        list_interval=cfg.provider_list_interval,
-        offers_interval=cfg.provider_offers_interval,
-        create_concurrency=cfg.provider_create_concurrency,
-    )
     # Metered inside the budget: the metrics count the calls that reach the provider.
     budgets = {
-        name: BudgetedProvider(MeteredProvider(adapter), budget)
+        name: BudgetedProvider(MeteredProvider(adapter), _budget_settings(cfg, name))
         for name, adapter in build_providers(cfg, credentials).items()
     }
     providers: dict[CloudProvider, Provider] = dict(budgets)
@@ -133,6 +128,18 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         f"{shard.index}/{shard.count}" if shard else "all",
         cfg.http_host,
         cfg.http_port,
+    )
+
+
+def _budget_settings(cfg: Settings, provider: CloudProvider) -> BudgetSettings:
+    """The shared-call intervals; lists run faster while VMs change state where the
+    provider's request limit leaves room (TensorDock at 100/min: every 10 s regardless)."""
+    limit = cfg.tensordock_requests_per_minute if provider is CloudProvider.TENSORDOCK else None
+    return BudgetSettings.for_limit(
+        limit or 600.0,
+        list_interval=cfg.provider_list_interval,
+        offers_interval=cfg.provider_offers_interval,
+        create_concurrency=cfg.provider_create_concurrency,
     )
 
 

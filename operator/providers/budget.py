@@ -46,6 +46,7 @@ from gamevm.providers.priority import Priority, request_priority
 log = logging.getLogger(__name__)
 
 NAMESPACE_TAG = "gamevm.dev/namespace"
+PASSING_STATES = frozenset({InstanceState.PENDING, InstanceState.STARTING, InstanceState.STOPPING})
 T = TypeVar("T")
 
 
@@ -55,7 +56,25 @@ class BudgetSettings:
 
     list_interval: float = 10.0
     offers_interval: float = 30.0
-    create_concurrency: int = 4
+    create_concurrency: int = 16
+    pending_list_interval: float = 10.0
+    """The list interval while some VM waits for its instance to change state (created,
+    starting, stopping): shorter where the limit leaves room for it."""
+
+    @classmethod
+    def for_limit(
+        cls,
+        requests_per_minute: float,
+        *,
+        list_interval: float,
+        offers_interval: float,
+        create_concurrency: int,
+        list_share: float = 0.05,
+    ) -> "BudgetSettings":
+        """Settings whose faster lists (while VMs change state) use at most `list_share`
+        of the provider's requests per minute, and never run more than twice a second."""
+        pending = min(list_interval, max(0.5, 60.0 / (requests_per_minute * list_share)))
+        return cls(list_interval, offers_interval, create_concurrency, pending)
 
 
 @dataclass(frozen=True)
@@ -174,6 +193,8 @@ class BudgetedProvider:
         self._flights = SingleFlight()
         self._offers: dict[OfferRequest, tuple[float, list[Offer]]] = {}
         self._snapshot: Snapshot | None = None
+        self._changing = False
+        """A VM saw its instance in a passing state since the last list: list sooner."""
         self._listable = True
         self._memory = _Memory()
         self._turns = FairTurns(max(1, self._settings.create_concurrency))
@@ -221,10 +242,12 @@ class BudgetedProvider:
         if not self._listable:
             return None
         current = self._snapshot
+        settings = self._settings
+        max_age = settings.pending_list_interval if self._changing else settings.list_interval
         if (
             current is not None
             and (newer_than is None or current.taken_at > newer_than)
-            and self._clock() - current.taken_at < self._settings.list_interval
+            and self._clock() - current.taken_at < max_age
         ):
             return current
         snapshot = await self._flights.run("list", self._take_snapshot)
@@ -235,6 +258,7 @@ class BudgetedProvider:
 
     async def _take_snapshot(self) -> Snapshot | None:
         started = self._clock()
+        self._changing = False
         with request_priority(Priority.OBSERVE):
             listed = await self._inner.list_instances()
         if listed is None:
@@ -266,6 +290,12 @@ class BudgetedProvider:
 
     async def observe(self, instance_id: str) -> Instance | None:
         """From the shared list; one per-instance look only for what the list lacks."""
+        instance = await self._observe(instance_id)
+        if instance is not None and instance.state in PASSING_STATES:
+            self._changing = True
+        return instance
+
+    async def _observe(self, instance_id: str) -> Instance | None:
         snapshot = await self._fresh_snapshot()
         if snapshot is None or snapshot.taken_at <= self._memory.acted.get(instance_id, -1.0):
             return await self._observe_one(instance_id)
@@ -273,7 +303,10 @@ class BudgetedProvider:
         if listed is None:
             created = self._created_by_id(instance_id)
             if created is not None and created[0] >= snapshot.taken_at:
-                return created[1]  # created after the list was sent: not in it yet
+                # Created after the list was sent, so not in it yet: the create's answer
+                # (completed if it says running), and the next list is wanted soon.
+                self._changing = True
+                return await self._complete(created[1])
             # Missing from a list taken after its creation: confirm before calling it gone.
             return await self._observe_one(instance_id)
         return await self._complete(listed)

@@ -352,3 +352,33 @@ def test_status_keeps_what_a_restarted_operator_needs_to_reach_wolf() -> None:
     assert known is not None
     assert known.wolf_http_port == 40001
     assert known.ip_address == "1.2.3.4"
+
+
+async def test_lists_run_sooner_only_while_some_vm_waits_for_a_change() -> None:
+    inner, clock = CountingProvider(), Clock()
+    budget = BudgetedProvider(
+        inner, BudgetSettings(list_interval=10.0, pending_list_interval=1.0), clock=clock
+    )
+    created = await budget.create(spec("vm-a"))
+    await budget.observe(created.instance_id)  # pending: the next list may come sooner
+    lists = inner.calls["list"]
+    clock.now += 1.5
+    await budget.observe(created.instance_id)
+    assert inner.calls["list"] == lists + 1
+    inner.run_all()
+    clock.now += 1.5
+    assert (await budget.observe(created.instance_id)).state is InstanceState.RUNNING  # type: ignore[union-attr]
+    clock.now += 1.5
+    await budget.observe(created.instance_id)  # all running: back to the long interval
+    assert inner.calls["list"] == lists + 2
+
+
+def test_faster_lists_stay_within_a_share_of_the_limit() -> None:
+    at_100 = BudgetSettings.for_limit(
+        100, list_interval=10.0, offers_interval=30.0, create_concurrency=4
+    )
+    assert at_100.pending_list_interval == 10.0  # 5 % of 100/min: no faster than 10 s
+    unlimited = BudgetSettings.for_limit(
+        1_000_000, list_interval=10.0, offers_interval=30.0, create_concurrency=4
+    )
+    assert unlimited.pending_list_interval == 0.5

@@ -1,0 +1,270 @@
+"""Steady state: N GameVMs already running under one operator, at TensorDock's real limit.
+
+Creating 10,000 VMs at 100 requests/min would take well over three hours, so the run
+starts where an operator restart after such a day would: the simulator holds N running
+instances (bench/steady_tensordock.py) and every GameVM's status says where its instance
+runs. The operator then keeps them: one shared instance list per interval, a Wolf probe per
+VM per activity interval, auto-stop timers. After the start-up writes settle, for
+`seconds`: operator CPU (% of one core), RSS (current and peak), provider requests per
+minute (simulator counters) and API writes per minute (kube-apiserver /metrics).
+"""
+
+import json
+import os
+import secrets
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client, config
+
+from bench import apimetrics, procstats
+from bench.workload import create_all
+from gamevm.models.names import GAMEVM_PLURAL, GROUP, VERSION
+from gamevm.services.reconcile import instance_name
+from gamevm_dev.devstack.processes import ManagedProcess, free_port
+from gamevm_dev.devstack.stack import Stack
+from gamevm_dev.devstack.steps import CONTROL_PLANE, default_steps
+from gamevm_dev.simulators.tensordock import catalog
+from tests.fixtures.operator_env import OPERATOR_NAMESPACE, credentials_secret
+from tests.fixtures.stack import operator_command
+
+REPO = Path(__file__).resolve().parent.parent
+PATCH_THREADS = 16
+NAMESPACE = "steady"
+
+
+def vm_status(uid: str, instance_id: str, wolf_port: int, now: str) -> dict[str, Any]:
+    """What the operator itself writes for a running TensorDock VM (its last status)."""
+    conditions = [
+        {"type": t, "status": "True", "reason": r, "message": m, "lastTransitionTime": now}
+        for t, r, m in (
+            ("Ready", "Running", "ready for Moonlight"),
+            ("Provisioned", "InstanceCreated", f"tensordock instance {instance_id}"),
+            ("EnvironmentReady", "WolfAnswering", "Wolf is up"),
+        )
+    ]
+    return {
+        "phase": "running",
+        "vmId": uid,
+        "preset": "retro",
+        "provider": "tensordock",
+        "region": "us-central",
+        "gameId": "bench-game",
+        "providerInstanceId": instance_id,
+        "instanceName": instance_name(uid),
+        "ipAddress": "127.0.0.1",
+        "costPerHour": 0.2,
+        "startedAt": now,
+        "lastActivity": now,
+        "gamingEnvironmentReady": True,
+        "attemptedProviders": ["tensordock"],
+        "providerMetadata": {"status": "running", "port_forwards": f"22:1 47989:{wolf_port}"},
+        "decision": {
+            "chosenProvider": "tensordock",
+            "chosenRegion": "us-central",
+            "chosenPlacement": catalog.HOSTNODES[0].id,
+            "decidedAt": now,
+            "candidates": [],
+        },
+        "message": "running",
+        "conditions": conditions,
+        "observedGeneration": 1,
+    }
+
+
+def run_steady(
+    workdir: Path,
+    n: int,
+    seconds: float,
+    limit_per_minute: int,
+    config_manifest: dict[str, Any],
+    log: Callable[[str], None],
+) -> dict[str, Any]:
+    """Start a private control plane, preload N running VMs, measure the operator."""
+    stack = Stack(workdir / "stack", steps=default_steps(with_operator=False), progress=log)
+    processes: list[ManagedProcess] = []
+    try:
+        stack.up(only=(*CONTROL_PLANE, "crds"))
+        api = config.new_client_from_config(config_file=str(stack.kubeconfig))  # type: ignore[no-untyped-call]
+        api.configuration.connection_pool_maxsize = 32
+        api.rest_client.pool_manager.connection_pool_kw["maxsize"] = 32
+        stack.kubectl("create", "namespace", OPERATOR_NAMESPACE)
+        stack.kubectl("create", "namespace", NAMESPACE)
+        stack.kubectl("apply", "-f", "-", input_text=json.dumps(config_manifest))
+        started = time.monotonic()
+        names = [f"vm-{i:05d}" for i in range(n)]
+        create_all(api, NAMESPACE, names, "nes", lambda _n, _t: None)
+        log(f"steady: {n} GameVMs created in {time.monotonic() - started:.0f}s")
+        custom = client.CustomObjectsApi(api)
+        sim, sim_port = preload(stack, custom, workdir, names, limit_per_minute)
+        processes.append(sim)
+        log(f"steady: statuses written after {time.monotonic() - started:.0f}s")
+        wait_healthy(sim_port)
+        sim_url = f"http://127.0.0.1:{sim_port}"
+        metrics_port = free_port()
+        env = dict(os.environ)
+        env.update(
+            {
+                "KUBECONFIG": str(stack.kubeconfig),
+                "GAMEVM_NAMESPACE": OPERATOR_NAMESPACE,
+                "GAMEVM_WATCH_NAMESPACES": f'["{NAMESPACE}"]',
+                "GAMEVM_TENSORDOCK_API_URL": f"{sim_url}/api/v2",
+                "GAMEVM_TENSORDOCK_REQUESTS_PER_MINUTE": str(limit_per_minute),
+                "GAMEVM_HTTP_HOST": "127.0.0.1",
+                "GAMEVM_HTTP_PORT": str(metrics_port),
+                "GAMEVM_WOLF_PROBE_ALLOW_LOOPBACK": "true",
+            }
+        )
+        operator = ManagedProcess(
+            name="steady-operator",
+            command=operator_command(),
+            log_path=workdir / "steady-operator.log",
+            pid_path=workdir / "steady-operator.pid",
+            env=env,
+        )
+        operator.start()
+        processes.append(operator)
+        pid = operator.pid or 0
+        boot = time.monotonic()
+        settled = settle(stack, limit_s=900)
+        log(f"steady: operator settled {time.monotonic() - boot:.0f}s after start")
+        sim0, cpu0, t0 = sim_requests(sim_url), procstats.cpu_seconds(pid), time.monotonic()
+        sim_cpu0 = procstats.cpu_seconds(sim.pid or 0)
+        time.sleep(seconds)
+        sim1, cpu1, t1 = sim_requests(sim_url), procstats.cpu_seconds(pid), time.monotonic()
+        sim_cpu1 = procstats.cpu_seconds(sim.pid or 0)
+        after = stack.kubectl("get", "--raw", "/metrics", timeout=120).stdout
+        minutes = (t1 - t0) / 60
+        writes = apimetrics.writes_between(settled, after)
+        requests = {k: sim1[k] - sim0.get(k, 0) for k in sim1 if sim1[k] > sim0.get(k, 0)}
+        running = sum(
+            1
+            for item in custom.list_namespaced_custom_object(
+                GROUP, VERSION, NAMESPACE, GAMEVM_PLURAL
+            )["items"]
+            if item.get("status", {}).get("phase") == "running"
+        )
+        result = {
+            "steady_n": n,
+            "steady_running": running,
+            "steady_seconds": round(t1 - t0, 1),
+            "steady_rss_mb": round(current_rss_mb(pid), 1),
+            "steady_peak_rss_mb": round(procstats.peak_rss_mb(pid), 1),
+            "steady_idle_cpu_pct": round(100 * (cpu1 - cpu0) / (t1 - t0), 2),
+            "steady_provider_requests_per_min": round(sum(requests.values()) / minutes, 2),
+            "steady_provider_requests": requests,
+            "steady_api_writes_per_min": round(sum(writes.values()) / minutes, 2),
+            "steady_api_writes": apimetrics.describe(writes),
+            "steady_simulator_cpu_pct": round(100 * (sim_cpu1 - sim_cpu0) / (t1 - t0), 2),
+            "steady_load_average": os.getloadavg()[0],
+        }
+        log(f"steady: {result}")
+        return result
+    finally:
+        for process in reversed(processes):
+            process.stop(timeout=60)
+        stack.down()
+
+
+def preload(
+    stack: Stack,
+    custom: client.CustomObjectsApi,
+    workdir: Path,
+    names: list[str],
+    limit_per_minute: int,
+) -> tuple[ManagedProcess, int]:
+    """Start the simulator holding a running instance per GameVM; write each one's status."""
+    listed = custom.list_namespaced_custom_object(GROUP, VERSION, NAMESPACE, GAMEVM_PLURAL)
+    uids = {item["metadata"]["name"]: item["metadata"]["uid"] for item in listed["items"]}
+    ids = {name: str(uuid.uuid4()) for name in names}
+    node = catalog.HOSTNODES[0].id
+    rows = [{"id": ids[m], "name": instance_name(uids[m]), "hostnode_id": node} for m in names]
+    path = workdir / "preload.json"
+    path.write_text(json.dumps(rows))
+    wolf_port, sim_port, token = free_port(), free_port(), secrets.token_urlsafe(16)
+    sim = ManagedProcess(
+        name="tensordock-steady",
+        command=[
+            sys.executable,
+            str(REPO / "bench" / "steady_tensordock.py"),
+            "--preload",
+            str(path),
+            "--wolf-port",
+            str(wolf_port),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(sim_port),
+            "--token",
+            token,
+            "--delay-scale",
+            "0",
+            "--rate-limit",
+            str(limit_per_minute),
+        ],
+        log_path=workdir / "steady-sim.log",
+        pid_path=workdir / "steady-sim.pid",
+    )
+    sim.start()
+    stack.kubectl("apply", "-f", "-", input_text=json.dumps(credentials_secret(token, {})))
+    now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+    def patch(name: str) -> None:
+        body = {"status": vm_status(uids[name], ids[name], wolf_port, now)}
+        custom.patch_namespaced_custom_object_status(
+            GROUP, VERSION, NAMESPACE, GAMEVM_PLURAL, name, body
+        )
+
+    with ThreadPoolExecutor(PATCH_THREADS) as pool:
+        list(pool.map(patch, names))
+    return sim, sim_port
+
+
+def settle(stack: Stack, *, quiet_s: float = 10.0, limit_s: float = 900.0) -> str:
+    """A /metrics scrape once the API server saw no write for `quiet_s` (start-up done)."""
+    time.sleep(quiet_s)
+    deadline = time.monotonic() + limit_s
+    previous = stack.kubectl("get", "--raw", "/metrics", timeout=120).stdout
+    while time.monotonic() < deadline:
+        time.sleep(quiet_s)
+        current = stack.kubectl("get", "--raw", "/metrics", timeout=120).stdout
+        if sum(apimetrics.writes_between(previous, current).values()) <= 2:
+            return current
+        previous = current
+    return previous
+
+
+def sim_requests(url: str) -> dict[str, int]:
+    import urllib.request
+
+    with urllib.request.urlopen(f"{url}/_sim/stats", timeout=30) as resp:  # noqa: S310
+        stats = json.loads(resp.read())
+    return {str(k): int(v) for k, v in stats["requests"].items()}
+
+
+def wait_healthy(port: int, timeout: float = 120.0) -> None:
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_sim/health", timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise RuntimeError("steady simulator did not start")
+
+
+def current_rss_mb(pid: int) -> float:
+    """VmRSS now (VmHWM is the peak, start-up included)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0

@@ -6,7 +6,9 @@ be written), except that a VM's termination is final and beats any later live up
 """
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -104,3 +106,29 @@ class ChangeQueue:
         """When (time.monotonic()) the oldest unwritten change was first enqueued."""
         waiting = [*self.pending.values(), *self.inflight.values()]
         return min((change.first_enqueued for change in waiting), default=None)
+
+
+class KeyLocks:
+    """One lock per document key, held while writing it: the writer and the resync never
+    write the same document at once. Servers that do not isolate two conditional updates
+    of one document (FerretDB 1.x, docs/mongodb-compat.md) could otherwise apply both."""
+
+    def __init__(self) -> None:
+        self._locks: dict[Key, asyncio.Lock] = {}
+        self._users: dict[Key, int] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: Key) -> AsyncIterator[None]:
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        self._users[key] = self._users.get(key, 0) + 1
+        try:
+            async with lock:
+                yield
+        finally:
+            self._users[key] -= 1
+            if not self._users[key]:
+                del self._users[key]
+                del self._locks[key]
+
+    def __len__(self) -> int:
+        return len(self._locks)

@@ -22,7 +22,7 @@ from pymongo.errors import PyMongoError
 from gamevm import metrics
 from gamevm.mirror import capabilities as probe
 from gamevm.mirror.capabilities import Capabilities, Capability
-from gamevm.mirror.changes import Change, ChangeKind, ChangeQueue, Key
+from gamevm.mirror.changes import Change, ChangeKind, ChangeQueue, Key, KeyLocks
 from gamevm.mirror.connection import Connection
 from gamevm.mirror.errors import is_retryable
 from gamevm.mirror.indexes import IndexReport, ensure_indexes
@@ -75,7 +75,8 @@ class Mirror:
         self._connection = Connection(
             uri, database, self._stats, timeout_ms=timeout_ms, max_delay=retry_max_delay
         )
-        self._writer = Writer(self._queue, self._connection, self._stats)
+        self._locks = KeyLocks()
+        self._writer = Writer(self._queue, self._connection, self._stats, self._locks)
         self._reader = Reader(self._connection)
         self._resyncer = Resyncer(
             self._connection,
@@ -83,6 +84,7 @@ class Mirror:
             self._clock,
             interval=resync_interval,
             unique=lambda: self._writer.unique,
+            hold=self._locks.hold,
         )
         self._resyncer.source = resync_source
         self._purger = Purger(

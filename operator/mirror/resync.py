@@ -16,6 +16,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -35,6 +36,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _TERMINATED = VMStatus.TERMINATED.value
+
+Hold = Callable[[tuple[str, str]], AbstractAsyncContextManager[None]]
+"""Holds a document's key while the resync writes it (changes.KeyLocks.hold)."""
+
+
+def _no_lock(_key: tuple[str, str]) -> AbstractAsyncContextManager[None]:
+    return contextlib.nullcontext()
 
 
 @dataclass
@@ -88,36 +96,50 @@ async def resync_vms(
     now: datetime,
     *,
     unique: bool = True,
+    hold: Hold = _no_lock,
 ) -> CollectionReport:
     report = CollectionReport()
     stored_by_id = {doc["vm_id"]: doc async for doc in collection.find({}) if "vm_id" in doc}
     listed: set[str] = set()
     for document in documents:
         listed.add(document.vm_id)
-        stored = stored_by_id.get(document.vm_id)
-        fields = stored_fields(document)
-        if stored is None:
-            outcome = await write_vm(collection, document, listed_seq, unique=unique)
-            report.inserted += outcome is Outcome.WRITTEN
-            report.skipped_newer += outcome is Outcome.STALE
-        elif stored.get("status") == _TERMINATED or stored_seq(stored) > listed_seq:
-            report.skipped_newer += 1
-        elif same_content(stored, fields):
-            report.unchanged += 1
-        elif await _replace_if_unchanged(
-            collection, {"vm_id": document.vm_id}, stored, fields, listed_seq
-        ):
-            report.updated += 1
-        else:
-            report.skipped_newer += 1
+        async with hold(("vm", document.vm_id)):
+            await _resync_vm(collection, document, stored_by_id, listed_seq, unique, report)
     for vm_id, stored in stored_by_id.items():
         if vm_id in listed or stored.get("status") == _TERMINATED:
             continue
         if stored_seq(stored) > listed_seq:
             continue
-        outcome = await mark_vm_terminated(collection, vm_id, now)
+        async with hold(("vm", vm_id)):
+            outcome = await mark_vm_terminated(collection, vm_id, now, seq_at_most=listed_seq)
         report.orphans_fixed += outcome is Outcome.WRITTEN
     return report
+
+
+async def _resync_vm(
+    collection: Collection,
+    document: VMDocument,
+    stored_by_id: dict[str, dict[str, Any]],
+    listed_seq: int,
+    unique: bool,
+    report: CollectionReport,
+) -> None:
+    stored = stored_by_id.get(document.vm_id)
+    fields = stored_fields(document)
+    if stored is None:
+        outcome = await write_vm(collection, document, listed_seq, unique=unique)
+        report.inserted += outcome is Outcome.WRITTEN
+        report.skipped_newer += outcome is Outcome.STALE
+    elif stored.get("status") == _TERMINATED or stored_seq(stored) > listed_seq:
+        report.skipped_newer += 1
+    elif same_content(stored, fields):
+        report.unchanged += 1
+    elif await _replace_if_unchanged(
+        collection, {"vm_id": document.vm_id}, stored, fields, listed_seq
+    ):
+        report.updated += 1
+    else:
+        report.skipped_newer += 1
 
 
 async def resync_configs(
@@ -126,6 +148,7 @@ async def resync_configs(
     listed_seq: int,
     *,
     unique: bool = True,
+    hold: Hold = _no_lock,
 ) -> CollectionReport:
     report = CollectionReport()
     stored_by_console = {
@@ -135,30 +158,46 @@ async def resync_configs(
     for document in documents:
         console = document.console_type.value
         listed.add(console)
-        stored = stored_by_console.get(console)
-        fields = stored_fields(document)
-        if stored is None:
-            outcome = await write_config(collection, document, listed_seq, unique=unique)
-            report.inserted += outcome is Outcome.WRITTEN
-            report.skipped_newer += outcome is Outcome.STALE
-        elif stored_seq(stored) > listed_seq:
-            report.skipped_newer += 1
-        elif same_content(stored, fields):
-            report.unchanged += 1
-        elif await _replace_if_unchanged(
-            collection, {"console_type": console}, stored, fields, listed_seq
-        ):
-            report.updated += 1
-        else:
-            report.skipped_newer += 1
+        async with hold(("config", console)):
+            await _resync_config(
+                collection, document, stored_by_console, listed_seq, unique, report
+            )
     for console, stored in stored_by_console.items():
         if console in listed or stored_seq(stored) > listed_seq:
             continue
         guard: dict[str, Any] = {"console_type": console}
         guard[SEQ_FIELD] = stored.get(SEQ_FIELD, {"$exists": False})
-        result = await collection.delete_one(guard)
+        async with hold(("config", console)):
+            result = await collection.delete_one(guard)
         report.orphans_fixed += result.deleted_count
     return report
+
+
+async def _resync_config(
+    collection: Collection,
+    document: EmulatorConfigDocument,
+    stored_by_console: dict[str, dict[str, Any]],
+    listed_seq: int,
+    unique: bool,
+    report: CollectionReport,
+) -> None:
+    console = document.console_type.value
+    stored = stored_by_console.get(console)
+    fields = stored_fields(document)
+    if stored is None:
+        outcome = await write_config(collection, document, listed_seq, unique=unique)
+        report.inserted += outcome is Outcome.WRITTEN
+        report.skipped_newer += outcome is Outcome.STALE
+    elif stored_seq(stored) > listed_seq:
+        report.skipped_newer += 1
+    elif same_content(stored, fields):
+        report.unchanged += 1
+    elif await _replace_if_unchanged(
+        collection, {"console_type": console}, stored, fields, listed_seq
+    ):
+        report.updated += 1
+    else:
+        report.skipped_newer += 1
 
 
 @dataclass(frozen=True)
@@ -183,12 +222,14 @@ class Resyncer:
         *,
         interval: float,
         unique: Callable[[], bool],
+        hold: Hold = _no_lock,
     ) -> None:
         self._connection = connection
         self._stats = stats
         self._clock = clock
         self._interval = interval
         self._unique = unique
+        self._hold = hold
         self.source: ResyncSource | None = None
         self.requested = asyncio.Event()
         connection.on_reconnect(self.requested.set)
@@ -227,10 +268,15 @@ class Resyncer:
         unique = self._unique()
         report = ResyncReport(
             vms=await resync_vms(
-                self._connection.vms, vms, listed_seq, datetime.now(UTC), unique=unique
+                self._connection.vms,
+                vms,
+                listed_seq,
+                datetime.now(UTC),
+                unique=unique,
+                hold=self._hold,
             ),
             configs=await resync_configs(
-                self._connection.configs, configs, listed_seq, unique=unique
+                self._connection.configs, configs, listed_seq, unique=unique, hold=self._hold
             ),
         )
         report.seconds = time.monotonic() - started

@@ -14,7 +14,7 @@ from typing import Final
 from pymongo.errors import PyMongoError
 
 from gamevm import metrics
-from gamevm.mirror.changes import Change, ChangeKind, ChangeQueue
+from gamevm.mirror.changes import Change, ChangeKind, ChangeQueue, KeyLocks
 from gamevm.mirror.connection import Connection
 from gamevm.mirror.errors import is_retryable
 from gamevm.mirror.stats import MirrorStats
@@ -36,8 +36,11 @@ MAX_CONCURRENT_WRITES: Final = 16
 class Writer:
     """Drains a ChangeQueue into MongoDB."""
 
-    def __init__(self, queue: ChangeQueue, connection: Connection, stats: MirrorStats) -> None:
+    def __init__(
+        self, queue: ChangeQueue, connection: Connection, stats: MirrorStats, locks: KeyLocks
+    ) -> None:
         self._queue = queue
+        self._locks = locks
         self._connection = connection
         self._stats = stats
         self.unique = True
@@ -68,7 +71,8 @@ class Writer:
         """One guarded write; False means "keep it and retry later"."""
         started = time.monotonic()
         try:
-            outcome = await self._write(change)
+            async with self._locks.hold(change.key):
+                outcome = await self._write(change)
         except PyMongoError as exc:
             if is_retryable(exc):
                 self._connection.record_failure(exc, "write")

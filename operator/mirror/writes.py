@@ -100,17 +100,23 @@ async def write_vm_terminated(
     return await mark_vm_terminated(collection, document.vm_id, document.updated_at)
 
 
-async def mark_vm_terminated(collection: Collection, vm_id: str, when: datetime) -> Outcome:
-    """Terminate an existing document by id (no-op when missing or already terminated).
+async def mark_vm_terminated(
+    collection: Collection, vm_id: str, when: datetime, *, seq_at_most: int | None = None
+) -> Outcome:
+    """Terminate an existing document by id (no-op when missing or already terminated);
+    with ``seq_at_most`` only one not written from a later delivery (resync's orphans).
 
     An orphaned instance's document is never terminated: the instance still exists.
     """
+    guard: dict[str, Any] = {
+        "vm_id": vm_id,
+        "status": {"$ne": _TERMINATED},
+        f"provider_metadata.{ORPHANED}": {"$ne": True},
+    }
+    if seq_at_most is not None:
+        guard.update(not_newer_than(seq_at_most + 1))
     result = await collection.update_one(
-        {
-            "vm_id": vm_id,
-            "status": {"$ne": _TERMINATED},
-            f"provider_metadata.{ORPHANED}": {"$ne": True},
-        },
+        guard,
         {"$set": {"status": _TERMINATED, "updated_at": bson_value(when)}},
     )
     return Outcome.WRITTEN if result.matched_count else Outcome.STALE

@@ -42,7 +42,7 @@ def _vm(uid: str, created_at: datetime, phase: str = "running") -> VMDocument:
 
 async def _started(mirror: Mirror) -> Mirror:
     await mirror.start()
-    async with asyncio.timeout(15):
+    async with asyncio.timeout(60):  # the probe and indexes, slower on a loaded machine
         while not mirror.stats.indexes_ready:
             await asyncio.sleep(0.05)
     return mirror

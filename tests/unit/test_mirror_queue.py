@@ -1,5 +1,7 @@
 """The mirror's queue: coalescing per key, never raising, without a server."""
 
+import asyncio
+
 from pymongo.errors import (
     AutoReconnect,
     DuplicateKeyError,
@@ -7,7 +9,7 @@ from pymongo.errors import (
     ServerSelectionTimeoutError,
 )
 
-from gamevm.mirror.changes import Change
+from gamevm.mirror.changes import Change, KeyLocks
 from gamevm.mirror.errors import is_retryable
 from gamevm.mirror.mapping import vm_document_from
 from gamevm.mirror.ordering import DeliveryClock
@@ -99,3 +101,19 @@ def test_retryable_errors() -> None:
     assert is_retryable(OperationFailure("shutting down", code=91))
     assert not is_retryable(OperationFailure("bad value", code=2))
     assert not is_retryable(DuplicateKeyError("dup", code=11000))
+
+
+async def test_key_locks_serialise_one_key_and_are_freed() -> None:
+    locks = KeyLocks()
+    order: list[str] = []
+
+    async def hold(name: str, key: tuple[str, str]) -> None:
+        async with locks.hold(key):
+            order.append(f"{name}+")
+            await asyncio.sleep(0.01)
+            order.append(f"{name}-")
+
+    await asyncio.gather(hold("a", ("vm", "1")), hold("b", ("vm", "1")), hold("c", ("vm", "2")))
+    assert order.index("a-") < order.index("b+")  # same key: one at a time
+    assert order.index("c+") < order.index("a-")  # other keys: in parallel
+    assert len(locks) == 0  # no lock kept per key once nobody holds it

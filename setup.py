@@ -13,5 +13,9 @@ setup(
         *(f"gamevm.{p}" for p in find_packages(where="operator")),
         "gamevm.providers.data",
     ],
-    package_data={"gamevm": ["py.typed"], "gamevm.providers.data": ["*.json"]},
+    package_data={
+        "gamevm": ["py.typed"],
+        "gamevm.providers.data": ["*.json"],
+        "gamevm.services": ["templates/wolfhost/*"],
+    },
 )

@@ -228,6 +228,9 @@ def operator(
                 "GAMEVM_HTTP_HOST": "127.0.0.1",
                 "GAMEVM_WOLF_PROBE_ALLOW_LOOPBACK": "true",
                 "GAMEVM_HTTP_PORT": str(port),
+                # The simulated VMs POST their configuration report here
+                # (docs/wolf-host.md).
+                "GAMEVM_PUBLIC_URL": f"http://127.0.0.1:{port}",
             }
         )
         if kind == "limited":

@@ -5,6 +5,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from gamevm.models.names import WOLF_SERVER_IMAGE
+
 
 class Settings(BaseSettings):
     """Every tunable of the operator; built once at start-up, never at import time."""
@@ -31,6 +33,15 @@ class Settings(BaseSettings):
     # HTTP server: heartbeat, read API, metrics, health.
     http_host: str = Field(default="0.0.0.0", description="Bind address of the HTTP server.")  # noqa: S104
     http_port: int = Field(default=8080, description="Port of the HTTP server.")
+    public_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^\s/]+(/[^\s]*)?$",
+        description=(
+            "Base URL at which VMs reach the HTTP server (configuration report, heartbeat), "
+            "e.g. https://gamevm.example.com; unset: cloud-init VMs cannot report and stay "
+            "configuring (docs/wolf-host.md)."
+        ),
+    )
 
     # Reconcile cadence.
     observe_interval: float = Field(
@@ -112,6 +123,10 @@ class Settings(BaseSettings):
     )
     tensordock_image: str = Field(
         default="ubuntu2404", description="TensorDock v2 image for new instances."
+    )
+    wolf_image: str = Field(
+        default=WOLF_SERVER_IMAGE,
+        description="Wolf server image the user data runs on TensorDock VMs (pin a digest).",
     )
     tensordock_storage_gb: int = Field(
         default=100, ge=100, description="Disk per TensorDock instance (v2 minimum is 100 GB)."

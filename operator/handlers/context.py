@@ -10,6 +10,7 @@ from gamevm.models.enums import CloudProvider
 from gamevm.providers.base import Provider
 from gamevm.providers.budget import BudgetedProvider
 from gamevm.providers.wolf import HttpWolfProbe
+from gamevm.services.configuration import ConfigurationReport
 from gamevm.services.reconcile import Event, Reconciler
 from gamevm.services.sharding import Shard
 from gamevm.settings import Settings
@@ -24,6 +25,8 @@ class VMRuntime:
 
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     heartbeat: datetime | None = None
+    configuration: ConfigurationReport | None = None
+    """The VM's latest configuration report; the reconcile copies it into status."""
     retries: int = 0
     written_status: dict[str, Any] | None = None
     console: str | None = None

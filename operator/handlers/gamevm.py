@@ -157,6 +157,7 @@ async def _one_step(
         now=_now(),
         heartbeat=runtime.heartbeat,
         retries=runtime.retries,
+        configuration=runtime.configuration,
     )
     try:
         outcome = await app.reconciler.step(step_input)

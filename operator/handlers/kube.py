@@ -36,6 +36,7 @@ T = TypeVar("T")
 
 HTTP_NOT_FOUND = 404
 HTTP_CONFLICT = 409
+HTTP_FORBIDDEN = 403
 
 
 class KubeError(Exception):
@@ -201,3 +202,24 @@ class KubeAccessSecrets:
     async def ensure(self, ref: VMRef, secret_name: str, material: AccessMaterial) -> None:
         """Create the Secret; an existing one (same derived content) is kept."""
         await self._kube.create_access_secret(ref, secret_name, material)
+
+
+class KubeSecretReader:
+    """services.configuration.SecretReader: Secrets in the operator's own namespace.
+
+    Only Secrets named in the Role `gamevm-operator-credentials` are readable (RBAC): a
+    forbidden one reads as None, and the GameVM says which Secret to allow.
+    """
+
+    def __init__(self, kube: Kube, namespace: str) -> None:
+        self._kube = kube
+        self._namespace = namespace
+
+    async def read(self, name: str) -> dict[str, str] | None:
+        """The Secret's decoded data, or None when missing or forbidden."""
+        try:
+            return await self._kube.read_secret_data(self._namespace, name)
+        except KubeError as exc:
+            if exc.status == HTTP_FORBIDDEN:
+                return None
+            raise

@@ -10,7 +10,13 @@ from aiohttp import web
 from gamevm.handlers.context import AppContext
 from gamevm.handlers.diffbase import NoDiffBaseStorage
 from gamevm.handlers.http import start_server
-from gamevm.handlers.kube import Kube, KubeAccessSecrets, KubeError, load_api_client
+from gamevm.handlers.kube import (
+    Kube,
+    KubeAccessSecrets,
+    KubeError,
+    KubeSecretReader,
+    load_api_client,
+)
 from gamevm.models.enums import CloudProvider
 from gamevm.models.names import FINALIZER, GROUP, OPERATOR_NAME
 from gamevm.providers.base import Provider
@@ -19,6 +25,7 @@ from gamevm.providers.metered import MeteredProvider
 from gamevm.providers.registry import build_providers, close_providers
 from gamevm.providers.wolf import HttpWolfProbe
 from gamevm.services.access import MIN_MASTER_KEY_BYTES
+from gamevm.services.configuration import WolfHostConfig
 from gamevm.services.placement import ProviderSelector
 from gamevm.services.reconcile import Reconciler, Timings
 from gamevm.services.sharding import parse_shard
@@ -90,7 +97,14 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
             activity=cfg.activity_interval,
             retry_base=cfg.retry_delay,
         ),
+        wolf_host=WolfHostConfig(public_url=cfg.public_url, wolf_image=cfg.wolf_image),
+        secret_reader=KubeSecretReader(kube, cfg.namespace),
     )
+    if cfg.public_url is None:
+        log.warning(
+            "GAMEVM_PUBLIC_URL is unset: TensorDock VMs cannot report their configuration "
+            "and stay configuring (docs/wolf-host.md)"
+        )
     mirror = None
     if cfg.mongodb_uri is not None:
         # Imported only when configured: without a URI the operator needs no Mongo client.

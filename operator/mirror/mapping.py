@@ -216,5 +216,9 @@ def config_document_from(body: Mapping[str, Any]) -> EmulatorConfigDocument:
             {"game_id": entry.game_id, "preset": entry.preset.value}
             for entry in spec.game_overrides
         ],
+        # snake_case like the seed's fields; the Secret is named, its values never copied.
+        game_library=spec.game_library.model_dump(mode="json", by_alias=False)
+        if spec.game_library
+        else None,
         source_version=_source_version(metadata),
     )

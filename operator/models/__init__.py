@@ -18,6 +18,7 @@ from gamevm.models.enums import (
     VMPreset,
     VMStatus,
 )
+from gamevm.models.game_library import GameLibrary, GameLibrarySource, SecretReference
 from gamevm.models.gamevm import (
     CandidateDecision,
     GameVMSpec,
@@ -39,6 +40,8 @@ __all__ = [
     "DeletionPolicy",
     "EmulatorConfigDocument",
     "EmulatorConfigSpec",
+    "GameLibrary",
+    "GameLibrarySource",
     "GameOverride",
     "GameVMSpec",
     "GameVMStatus",
@@ -49,6 +52,7 @@ __all__ = [
     "ProviderDecision",
     "ProviderPreference",
     "RunStrategy",
+    "SecretReference",
     "VMCreateRequest",
     "VMDocument",
     "VMPreset",

@@ -1,9 +1,11 @@
 """The seed's MongoDB documents and API responses, under the seed's snake_case names.
 
 Additions to the seed, all documented in the README: `game_id`, `namespace`, `name`,
-`access_secret_name`, `started_at` and `source_version` on VMDocument; `game_overrides`
-and `source_version` on EmulatorConfigDocument. `ssh_private_key` stays in the schema
-for fidelity but the operator always leaves it null (keys live in Kubernetes Secrets).
+`access_secret_name`, `started_at` and `source_version` on VMDocument; `game_overrides`,
+`game_library` (source, url, endpoint, region, credentials_secret_ref{name}, mount_path;
+never credential values) and `source_version` on EmulatorConfigDocument.
+`ssh_private_key` stays in the schema for fidelity but the operator always leaves it
+null (keys live in Kubernetes Secrets).
 `source_version` is the object's metadata.resourceVersion, opaque: compared for equality
 only (the mirror orders writes by when the watch delivered them, see mirror/ordering.py).
 """
@@ -102,6 +104,7 @@ class EmulatorConfigDocument(Document):
     max_session_hours: int
     # Additions (see module docstring).
     game_overrides: list[dict[str, Any]] = Field(default_factory=list)
+    game_library: dict[str, Any] | None = None
     source_version: str = ""
 
 

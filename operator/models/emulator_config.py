@@ -8,6 +8,7 @@ from pydantic.config import JsonDict
 from gamevm.models.base import SpecModel, StatusModel
 from gamevm.models.conditions import Condition
 from gamevm.models.enums import CloudProvider, ConsoleType, VMPreset
+from gamevm.models.game_library import GameLibrary
 from gamevm.models.gamevm import GameId
 
 MAX_PROVIDERS = 16
@@ -120,6 +121,10 @@ class EmulatorConfigSpec(SpecModel):
         max_length=MAX_GAME_OVERRIDES,
         description="Per-game preset raises (the seed's game_id auto-optimization).",
         json_schema_extra={"x-kubernetes-validations": [_UNIQUE_GAME]},
+    )
+    game_library: GameLibrary | None = Field(
+        default=None,
+        description="Optional read-only game library mounted on each VM while it is configured.",
     )
 
     # Field validators, not one model validator: the error's `loc` then names the field.

@@ -111,6 +111,15 @@ class ProviderDecision(StatusModel):
     decided_at: datetime | None = Field(default=None, description="When the decision was made.")
 
 
+class ConfigurationStatus(StatusModel):
+    """What the VM reported after its cloud-init configuration (TensorDock VMs)."""
+
+    reported_at: datetime | None = Field(default=None, description="When the report came.")
+    ready: bool = Field(default=False, description="Configuration finished and started Wolf.")
+    games_mounted: bool = Field(default=False, description="The game library is mounted.")
+    message: str | None = Field(default=None, description="The VM's own summary.")
+
+
 class GameVMStatus(StatusModel):
     """Observed state of a GameVM, written only by the operator."""
 
@@ -149,10 +158,18 @@ class GameVMStatus(StatusModel):
         default=None, description="Last time Wolf reported a Moonlight stream."
     )
     gaming_environment_ready: bool = Field(
-        default=False, description="Wolf answers on its Moonlight HTTP port."
+        default=False,
+        description="The VM is configured (reported, or by CloudyPad) and Wolf answers.",
     )
-    cloudypad_configured: bool = Field(default=False, description="CloudyPad configured the VM.")
-    games_mounted: bool = Field(default=False, description="Game library mounted.")
+    cloudypad_configured: bool = Field(
+        default=False, description="CloudyPad configured the VM (false for cloud-init VMs)."
+    )
+    games_mounted: bool = Field(
+        default=False, description="The VM reported the game library mounted."
+    )
+    configuration: ConfigurationStatus | None = Field(
+        default=None, description="The VM's configuration report (cloud-init VMs)."
+    )
     access_secret_name: str | None = Field(
         default=None, description="Secret holding the SSH key pair and heartbeat token."
     )

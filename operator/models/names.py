@@ -34,3 +34,10 @@ ACCESS_SECRET_HEARTBEAT_TOKEN: Final = "heartbeat-token"
 def access_secret_name(gamevm_name: str) -> str:
     """Name of the per-VM Secret holding the SSH key pair and heartbeat token."""
     return f"{gamevm_name}{ACCESS_SECRET_SUFFIX}"
+
+
+WOLF_SERVER_IMAGE: Final = (
+    "ghcr.io/games-on-whales/wolf:stable"
+    "@sha256:5bf5041065dbfea67e60c3a28a42a551be970feed5d1be6d59bee2d134da1770"
+)
+"""Wolf's server image, pinned by digest (the digest CloudyPad 0.45.1 deploys)."""

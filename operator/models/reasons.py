@@ -33,6 +33,9 @@ class Reason(StrEnum):
     INSTANCE_CREATED = "InstanceCreated"
     STARTING = "Starting"
     CONFIGURING = "Configuring"
+    AWAITING_CONFIGURATION = "AwaitingConfiguration"
+    CONFIGURATION_FAILED = "ConfigurationFailed"
+    OPERATOR_URL_MISSING = "OperatorUrlMissing"
     RUNNING = "Running"
     RECONCILED = "ReconcileSucceeded"
     # Stops (the values of StopReason).
@@ -49,8 +52,10 @@ class Reason(StrEnum):
     POLICY_ALLOWED = "PolicyAllowed"
     INVALID_SPEC = "InvalidSpec"
     ACCESS_KEY_MISSING = "AccessKeyMissing"
+    GAME_LIBRARY_CREDENTIALS_UNAVAILABLE = "GameLibraryCredentialsUnavailable"
     # Problems with an instance.
     INSTANCE_LOST = "InstanceLost"
+    PLACEMENT_LOST = "PlacementLost"
     INSTANCE_ERROR = "InstanceError"
     UNSAFE_WOLF_ADDRESS = "UnsafeWolfAddress"
     PROVIDER_RETRYING = "ProviderRetrying"

@@ -3,7 +3,7 @@
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 from gamevm.models.enums import CloudProvider, GpuTier, VMPreset
 from gamevm.models.names import WOLF_HTTP_PORT
@@ -26,6 +26,11 @@ class ErrorReason(StrEnum):
     CONFLICT = "Conflict"
     CLI_FAILED = "CliFailed"
     UNSUPPORTED = "Unsupported"
+    INSUFFICIENT_BALANCE = "InsufficientBalance"
+    """The provider account cannot pay for the instance (a person must top it up)."""
+    PLACEMENT_LOST = "PlacementLost"
+    """A stopped instance lost its hardware (e.g. TensorDock `stoppeddisassociated` whose
+    GPU was taken): it cannot start again and needs a new placement."""
 
 
 class ProviderError(Exception):
@@ -105,6 +110,10 @@ class CreateSpec:
     absent_checked: bool = False
     """The caller just looked `name` up in a list taken after any earlier attempt and found
     nothing: the first lookup inside `create` may be skipped (one provider request less)."""
+    user_data: Mapping[str, Any] | None = field(default=None, repr=False)
+    """cloud-config (cloud-init) that makes a plain image a Wolf host, for providers that
+    take one (TensorDock's `cloud_init`); others configure the VM themselves. It carries
+    the VM's heartbeat token: never log it."""
 
 
 @dataclass(frozen=True)

@@ -113,6 +113,26 @@ TRANSITIONS: dict[Reason, Transition] = {
         ),
         environment_ready=False,
     ),
+    # Cloud-init VMs: up, but not (yet) configured as their report says.
+    Reason.AWAITING_CONFIGURATION: Transition(
+        VMStatus.CONFIGURING,
+        (CondSpec(ConditionType.ENVIRONMENT_READY, "False"), _READY_FALSE),
+        environment_ready=False,
+    ),
+    Reason.CONFIGURATION_FAILED: Transition(
+        VMStatus.CONFIGURING,
+        (CondSpec(ConditionType.ENVIRONMENT_READY, "False"), _READY_FALSE),
+        "Warning",
+        Post.ON_CHANGE,
+        environment_ready=False,
+    ),
+    Reason.OPERATOR_URL_MISSING: Transition(
+        VMStatus.CONFIGURING,
+        (CondSpec(ConditionType.ENVIRONMENT_READY, "False"), _READY_FALSE),
+        "Warning",
+        Post.ON_CHANGE,
+        environment_ready=False,
+    ),
     Reason.RUNNING: Transition(
         VMStatus.RUNNING,
         (
@@ -208,6 +228,9 @@ TRANSITIONS: dict[Reason, Transition] = {
         Post.ON_CHANGE,
         phase_only_unprovisioned=True,
     ),
+    Reason.GAME_LIBRARY_CREDENTIALS_UNAVAILABLE: Transition(
+        KEEP, (_READY_FALSE,), "Warning", Post.ON_CHANGE
+    ),
     Reason.ACCESS_KEY_MISSING: Transition(
         VMStatus.ERROR,
         (_READY_FALSE,),
@@ -221,6 +244,13 @@ TRANSITIONS: dict[Reason, Transition] = {
         (_READY_FALSE, CondSpec(ConditionType.PROVISIONED, "False")),
         "Warning",
         Post.ON_CHANGE,
+        environment_ready=False,
+    ),
+    Reason.PLACEMENT_LOST: Transition(
+        VMStatus.CREATING,
+        (_READY_FALSE, CondSpec(ConditionType.PROVISIONED, "False")),
+        "Warning",
+        Post.ALWAYS,
         environment_ready=False,
     ),
     Reason.INSTANCE_ERROR: Transition(

@@ -19,9 +19,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from gamevm.models.emulator_config import EmulatorConfigSpec
-from gamevm.models.enums import CloudProvider, PowerRequest, RunStrategy, VMStatus
-from gamevm.models.gamevm import GameVMSpec, GameVMStatus, ProviderDecision
-from gamevm.models.names import ANNOTATION_LAST_ACTIVITY, ANNOTATION_POWER_REQUEST
+from gamevm.models.enums import CloudProvider, GpuTier, PowerRequest, RunStrategy, VMStatus
+from gamevm.models.gamevm import (
+    ConfigurationStatus,
+    GameVMSpec,
+    GameVMStatus,
+    ProviderDecision,
+)
+from gamevm.models.names import (
+    ANNOTATION_LAST_ACTIVITY,
+    ANNOTATION_POWER_REQUEST,
+    SSH_PORT,
+    WOLF_PORT,
+)
 from gamevm.models.names import access_secret_name as secret_name_for
 from gamevm.models.reasons import Reason, StopReason
 from gamevm.providers.addresses import UnsafeAddressError
@@ -33,7 +43,14 @@ from gamevm.providers.base import (
     Provider,
     ProviderError,
 )
-from gamevm.services.access import derive_access
+from gamevm.services.access import AccessMaterial, derive_access
+from gamevm.services.configuration import (
+    ACTIVITY_PATH,
+    REPORT_PATH,
+    ConfigurationReport,
+    SecretReader,
+    WolfHostConfig,
+)
 from gamevm.services.lifecycle import Event, enter
 from gamevm.services.policy import (
     admission,
@@ -51,6 +68,7 @@ from gamevm.services.power import (
     wants_running,
 )
 from gamevm.services.selection import offer_violation
+from gamevm.services.userdata import WolfHostRequest, render_user_data
 
 __all__ = ["Event", "Outcome", "Reconciler", "StepInput", "Timings", "instance_name"]
 
@@ -149,6 +167,8 @@ class StepInput:
     heartbeat: datetime | None = None
     retries: int = 0
     """Consecutive retryable failures so far (for backoff)."""
+    configuration: ConfigurationReport | None = None
+    """The VM's latest configuration report (HTTP endpoint), if any arrived."""
 
 
 @dataclass
@@ -180,6 +200,8 @@ class Reconciler:
         wolf: WolfProbe,
         master_key: bytes,
         timings: Timings,
+        wolf_host: WolfHostConfig | None = None,
+        secret_reader: SecretReader | None = None,
     ) -> None:
         self._providers = providers
         self._selector = selector
@@ -187,6 +209,8 @@ class Reconciler:
         self._wolf = wolf
         self._master_key = master_key
         self._timings = timings
+        self._wolf_host = wolf_host or WolfHostConfig(public_url=None)
+        self._secret_reader = secret_reader
 
     async def step(self, inp: StepInput) -> Outcome:
         """One reconcile step."""
@@ -196,6 +220,7 @@ class Reconciler:
         st.instance_name = instance_name(inp.ref.uid)
         st.observed_generation = inp.ref.generation
         out = Outcome(status=st, requeue_after=self._timings.observe)
+        self._take_report(inp, st)
         request_raw = inp.annotations.get(ANNOTATION_POWER_REQUEST)
         request = parse_power_request(request_raw)
         if request_raw is not None:
@@ -364,6 +389,9 @@ class Reconciler:
                 out.cost_guard_refused = True
                 self._fall_back(inp, out, "CreateRefused", violation)
                 return
+            user_data = await self._user_data(inp, out, config, offer.gpu_tier, material)
+            if user_data is None:
+                return
             # `create` looks the deterministic name up first: a retry adopts, never doubles.
             instance = await provider.create(
                 CreateSpec(
@@ -375,6 +403,7 @@ class Reconciler:
                         "gamevm.dev/namespace": inp.ref.namespace,
                         "gamevm.dev/name": inp.ref.name,
                     },
+                    user_data=user_data,
                 )
             )
             st.cost_per_hour = round(offer.price_per_hour, 4)
@@ -402,6 +431,68 @@ class Reconciler:
             out.events[out.events.index(running)] = Event(
                 "Normal", "Running", f"{created} created; {running.message}"
             )
+
+    async def _user_data(
+        self,
+        inp: StepInput,
+        out: Outcome,
+        config: EmulatorConfigSpec,
+        gpu: GpuTier,
+        material: AccessMaterial,
+    ) -> dict[str, object] | None:
+        """The Wolf-host cloud-config for this VM; None (status says why) when the game
+        library's credentials Secret cannot be read."""
+        library = config.game_library
+        credentials = None
+        if library is not None and library.credentials_secret_ref is not None:
+            secret = library.credentials_secret_ref.name
+            if self._secret_reader is not None:
+                credentials = await self._secret_reader.read(secret)
+            if credentials is None:
+                message = (
+                    f"EmulatorConfig {config.console_type.value}: gameLibrary."
+                    f"credentialsSecretRef {secret!r} is missing or not readable by the "
+                    "operator (docs/wolf-host.md)"
+                )
+                self._enter(inp, out, Reason.GAME_LIBRARY_CREDENTIALS_UNAVAILABLE, message)
+                out.requeue_after = self._timings.idle
+                return None
+        host = self._wolf_host
+        return render_user_data(
+            WolfHostRequest(
+                console=config.console_type,
+                gpu=gpu is not GpuTier.NONE,
+                wolf_image=host.wolf_image,
+                report_url=host.url(REPORT_PATH, inp.ref.namespace, inp.ref.name),
+                heartbeat_url=host.url(ACTIVITY_PATH, inp.ref.namespace, inp.ref.name),
+                token=material.heartbeat_token,
+                library=library,
+                library_credentials=credentials,
+            )
+        )
+
+    def _take_report(self, inp: StepInput, st: GameVMStatus) -> None:
+        """Record the VM's configuration report in status (it survives restarts there).
+
+        A report older than the current placement decision belongs to an instance that
+        was replaced: ignored.
+        """
+        report = inp.configuration
+        if report is None:
+            return
+        decided = st.decision.decided_at if st.decision else None
+        current = st.configuration.reported_at if st.configuration else None
+        if (decided is not None and report.received_at < decided) or (
+            current is not None and report.received_at <= current
+        ):
+            return
+        st.configuration = ConfigurationStatus(
+            reported_at=report.received_at,
+            ready=report.ready,
+            games_mounted=report.games_mounted,
+            message=report.message,
+        )
+        st.games_mounted = report.games_mounted
 
     def _fall_back(self, inp: StepInput, out: Outcome, reason: str, message: str) -> None:
         st = out.status
@@ -449,7 +540,13 @@ class Reconciler:
         stopped = instance.state in (InstanceState.STOPPED, InstanceState.STOPPING)
         if want and stopped:
             if instance.state is InstanceState.STOPPED:
-                await provider.start(instance.instance_id)
+                try:
+                    await provider.start(instance.instance_id)
+                except ProviderError as exc:
+                    if exc.reason is not ErrorReason.PLACEMENT_LOST:
+                        raise
+                    await self._replace(inp, out, provider, instance, exc)
+                    return
             st.started_at = inp.now
             st.provisioning_since = inp.now
             st.last_activity = inp.now
@@ -471,6 +568,34 @@ class Reconciler:
             await self._power_off(inp, out, provider, instance, reason, "stop requested")
             return
         await self._observe_running(inp, out, instance)
+
+    async def _replace(
+        self,
+        inp: StepInput,
+        out: Outcome,
+        provider: Provider,
+        instance: Instance,
+        exc: ProviderError,
+    ) -> None:
+        """A stopped instance lost its hardware: delete it, then place the VM anew.
+
+        Deleted first, so the deterministic name is free and the next create can never
+        adopt the dead instance or leave a second one billing.
+        """
+        st = out.status
+        await provider.delete(instance.instance_id)
+        self._fall_back(inp, out, exc.reason.value, exc.message)
+        if st.decision is not None:
+            # Reports from before now came from the deleted instance: `_take_report` drops them.
+            st.decision.decided_at = inp.now
+        st.provider_instance_id = None
+        st.ip_address = None
+        st.started_at = None
+        st.provisioning_since = inp.now
+        st.games_mounted = False
+        st.configuration = None
+        message = f"instance {instance.instance_id} lost its placement; placing the VM anew"
+        self._enter(inp, out, Reason.PLACEMENT_LOST, message)
 
     async def _provisioning_timed_out(
         self, inp: StepInput, out: Outcome, instance: Instance | None
@@ -534,6 +659,9 @@ class Reconciler:
             out.requeue_after = self._timings.observe
             await self._check_activity(inp, out, instance, busy=False)
             return
+        if not self._configured(inp, out, instance):
+            await self._check_activity(inp, out, instance, busy=False)
+            return
         try:
             wolf = await self._wolf.probe(instance.ip_address, instance.wolf_http_port)
         except UnsafeAddressError as exc:
@@ -577,6 +705,34 @@ class Reconciler:
             event_message=f"Wolf answers at {instance.ip_address}; ready for Moonlight",
         )
         await self._check_activity(inp, out, instance, busy=wolf.busy)
+
+    def _configured(self, inp: StepInput, out: Outcome, instance: Instance) -> bool:
+        """Whether the VM is configured (by the provider, or as its report says); else the
+        VM stays `configuring` with the reason in status."""
+        st = out.status
+        report = st.configuration
+        decided = st.decision.decided_at if st.decision else None
+        if report is not None and decided and report.reported_at and report.reported_at < decided:
+            report = None  # from an instance that was replaced since
+        if instance.configured or (report is not None and report.ready):
+            return True
+        if st.phase not in PROVISIONING_PHASES:
+            st.provisioning_since = inp.now
+        if report is not None:
+            reason = Reason.CONFIGURATION_FAILED
+            message = f"the VM reported a failed configuration: {report.message or '-'}"
+        elif self._wolf_host.public_url is None:
+            reason = Reason.OPERATOR_URL_MISSING
+            message = (
+                "instance up; it cannot report its configuration: set GAMEVM_PUBLIC_URL "
+                "to the URL VMs reach the operator at"
+            )
+        else:
+            reason = Reason.AWAITING_CONFIGURATION
+            message = "instance up; installing the GPU driver, Docker and Wolf"
+        self._enter(inp, out, reason, message)
+        out.requeue_after = self._timings.observe
+        return False
 
     async def _check_activity(
         self, inp: StepInput, out: Outcome, instance: Instance, *, busy: bool
@@ -659,6 +815,14 @@ class Reconciler:
     def _provider_failed(self, inp: StepInput, out: Outcome, exc: ProviderError) -> None:
         st = out.status
         creating = st.provider_instance_id is None and st.decision and st.decision.chosen_provider
+        if exc.reason is ErrorReason.INSUFFICIENT_BALANCE:
+            # Account-wide: every placement of this provider fails the same way, and only a
+            # person can fix it. No fallback through its placements, no retry storm: the
+            # create is tried again after the idle interval (a top-up resumes it).
+            message = f"{exc}; top up the provider account"
+            self._enter(inp, out, Reason.PROVIDER_FAILED, message, detail=exc.reason.value)
+            out.requeue_after = self._timings.idle
+            return
         if not exc.retryable and creating:
             self._fall_back(inp, out, exc.reason.value, exc.message)
             return
@@ -707,6 +871,9 @@ class Reconciler:
     @staticmethod
     def _apply_instance(st: GameVMStatus, instance: Instance) -> None:
         st.ip_address = instance.ip_address
+        # What the provider reports: a port forward's external port, else the port itself.
+        st.wolf_port = instance.external_port(WOLF_PORT)
+        st.ssh_port = instance.external_port(SSH_PORT)
         if instance.region:
             st.region = instance.region
         if instance.price_per_hour is not None:

@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from gamevm.models import PRESET_RESOURCES, CloudProvider, VMPreset
+from gamevm.models import PRESET_RESOURCES, CloudProvider, ConsoleType, VMPreset
 from gamevm.providers.base import (
     CreateSpec,
     ErrorReason,
@@ -25,6 +25,7 @@ from gamevm.providers.base import (
 from gamevm.providers.credentials import TENSORDOCK_TOKEN
 from gamevm.providers.registry import build_provider
 from gamevm.providers.tensordock.adapter import TensorDockProvider
+from gamevm.services.userdata import WolfHostRequest, render_user_data
 from gamevm.settings import Settings
 from tests.fixtures.simulators import TensorDockSimHandle
 
@@ -77,8 +78,27 @@ async def dallas_offer(provider: TensorDockProvider, preset: VMPreset = VMPreset
     return min(dallas, key=lambda o: o.price_per_hour)
 
 
-def spec(name: str, offer: Offer, preset: VMPreset = VMPreset.PREMIUM) -> CreateSpec:
-    return CreateSpec(name=name, preset=preset, offer=offer, ssh_public_key=SSH_KEY)
+WOLF_USER_DATA = render_user_data(
+    WolfHostRequest(
+        console=ConsoleType.SWITCH,
+        gpu=True,
+        wolf_image="ghcr.io/games-on-whales/wolf:stable",
+        report_url=None,
+        heartbeat_url=None,
+        token="contract-token",
+    )
+)
+
+
+def spec(
+    name: str,
+    offer: Offer,
+    preset: VMPreset = VMPreset.PREMIUM,
+    user_data: dict[str, object] | None = WOLF_USER_DATA,
+) -> CreateSpec:
+    return CreateSpec(
+        name=name, preset=preset, offer=offer, ssh_public_key=SSH_KEY, user_data=user_data
+    )
 
 
 async def wait_for(
@@ -296,6 +316,87 @@ async def test_client_side_rate_limit_spaces_requests(tensordock_sim: TensorDock
         assert time.monotonic() - started >= 0.9
     finally:
         await provider.aclose()
+
+
+async def wolf_answers(instance: Instance) -> bool:
+    try:
+        await serverinfo(instance)
+    except aiohttp.ClientError:
+        return False
+    return True
+
+
+async def test_without_the_wolf_setup_nothing_answers(make_adapter: object) -> None:
+    provider = make_adapter()  # type: ignore[operator]
+    offer = await dallas_offer(provider)
+    created = await provider.create(spec("gvm-plain", offer, user_data=None))
+    running = await wait_for(provider, created.instance_id, InstanceState.RUNNING)
+    assert not await wolf_answers(running), "a plain image has no Wolf"
+    await provider.delete(created.instance_id)
+
+
+async def test_insufficient_balance_in_a_200_body_is_permanent(
+    make_adapter: object, tensordock_sim: TensorDockSimHandle
+) -> None:
+    provider = make_adapter()  # type: ignore[operator]
+    offer = await dallas_offer(provider)
+    await tensordock_sim.set_faults({"balance": 0.5, "errors_with_200": True})
+    with pytest.raises(ProviderError) as raised:
+        await provider.create(spec("gvm-broke", offer))
+    assert raised.value.reason is ErrorReason.INSUFFICIENT_BALANCE
+    assert not raised.value.retryable
+    assert "need at least $1.00" in raised.value.message
+    counts = (await tensordock_sim.instances())["counts"]
+    assert counts["create_calls"] == 1, "no retries"
+    assert counts["live"] == 0
+
+
+async def test_any_error_in_a_200_body_is_an_error(
+    make_adapter: object, tensordock_sim: TensorDockSimHandle
+) -> None:
+    provider = make_adapter()  # type: ignore[operator]
+    await tensordock_sim.set_faults({"errors_with_200": True})
+    assert await provider.observe("no-such-instance") is None  # 404 inside a 200
+    with pytest.raises(ProviderError) as raised:
+        await make_adapter(token="wrong").find("x")  # type: ignore[operator]
+    assert raised.value.reason is ErrorReason.UNAUTHORIZED
+
+
+@pytest.mark.parametrize("shape", ["instances", "attributes", "flat"])
+async def test_every_list_shape_finds_the_instance_and_never_doubles(
+    make_adapter: object, tensordock_sim: TensorDockSimHandle, shape: str
+) -> None:
+    provider = make_adapter()  # type: ignore[operator]
+    offer = await dallas_offer(provider)
+    await tensordock_sim.set_faults(
+        {"list_shape": shape, "crash_after_create_next": 1, "crash_mode": "drop"}
+    )
+    first = await provider.create(spec(f"gvm-{shape}", offer))
+    found = await provider.find(f"gvm-{shape}")
+    assert found is not None
+    assert found.instance_id == first.instance_id
+    again = await provider.create(spec(f"gvm-{shape}", offer))
+    assert again.instance_id == first.instance_id
+    assert await live_count(tensordock_sim, f"gvm-{shape}") == 1
+    await provider.delete(first.instance_id)
+
+
+async def test_a_stoppeddisassociated_vm_that_cannot_start_is_placement_lost(
+    make_adapter: object, tensordock_sim: TensorDockSimHandle
+) -> None:
+    provider = make_adapter()  # type: ignore[operator]
+    offer = await dallas_offer(provider)
+    created = await provider.create(spec("gvm-reclaimed", offer))
+    await wait_for(provider, created.instance_id, InstanceState.RUNNING)
+    await tensordock_sim.set_faults({"reclaim_gpus_on_stop": True})
+    await provider.stop(created.instance_id)
+    stopped = await wait_for(provider, created.instance_id, InstanceState.STOPPED)
+    assert stopped.metadata["status"] == "stoppeddisassociated"
+    with pytest.raises(ProviderError) as raised:
+        await provider.start(created.instance_id)
+    assert raised.value.reason is ErrorReason.PLACEMENT_LOST
+    assert not raised.value.retryable
+    await provider.delete(created.instance_id)
 
 
 # -- malformed responses: the simulator has no fault for them, so a tiny loopback server --

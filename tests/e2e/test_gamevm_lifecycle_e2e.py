@@ -8,6 +8,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import yaml
 
+from gamevm.models import PRESET_RESOURCES, CloudProvider, VMPreset
+from gamevm.providers.base import CreateSpec, OfferRequest
+from gamevm.providers.credentials import TENSORDOCK_TOKEN
+from gamevm.providers.registry import build_provider
+from gamevm.services.reconcile import instance_name
+from gamevm.settings import Settings
 from tests.fixtures.operator_env import GameVMs, OperatorUnderTest, premium_config
 from tests.fixtures.stack import Kubectl
 
@@ -40,6 +46,13 @@ def test_create_to_running_and_delete(
     assert status["ipAddress"] == "127.0.0.1"
     assert status["providerInstanceId"]
     assert status["gamingEnvironmentReady"] is True
+    # Running because the operator's own user data installed Wolf and the VM said so.
+    assert status["configuration"]["ready"] is True
+    assert status["cloudypadConfigured"] is False
+    assert status["gamesMounted"] is False
+    (vm,) = asyncio.run(_live_instances(gamevm_operator))
+    assert vm["wolf_installed"] is True, "the simulator saw the Wolf setup in the user data"
+    assert vm["report"] == "sent 200", "the VM's report reached the operator"
     assert status["wolfPort"] == 47999
     assert status["preset"] == "premium"
     chosen = next(c for c in status["decision"]["candidates"] if c["accepted"])
@@ -208,3 +221,50 @@ def test_max_session_stops_a_busy_vm(
     assert _cond(status, "AutoStopped")["reason"] == "MaxSessionExceeded"
     messages = [e["message"] for e in gamevms.events("marathon") if e["reason"] == "AutoStopped"]
     assert any("maximum is 4 h" in m for m in messages), messages
+
+
+async def _create_plain_instance(op: OperatorUnderTest, name: str) -> str:
+    """An instance of the GameVM's deterministic name WITHOUT the Wolf setup (as an older
+    operator, or a person, might have left it); the operator adopts it at create."""
+    provider = build_provider(
+        CloudProvider.TENSORDOCK,
+        Settings.model_validate({"tensordock_api_url": op.tensordock.base_url}),
+        {TENSORDOCK_TOKEN: op.tensordock.token},
+    )
+    try:
+        preset = VMPreset.PREMIUM
+        offers = await provider.offers(
+            OfferRequest(preset=preset, resources=PRESET_RESOURCES[preset])
+        )
+        offer = next(o for o in offers if o.location_label.startswith("Dallas") and o.available)
+        created = await provider.create(
+            CreateSpec(name=name, preset=preset, offer=offer, ssh_public_key="ssh-ed25519 AAAA x")
+        )
+        return created.instance_id
+    finally:
+        await provider.aclose()
+
+
+def test_a_vm_without_the_wolf_setup_stays_configuring(
+    gamevm_operator: OperatorUnderTest, gamevms: GameVMs
+) -> None:
+    gamevms.apply(
+        "plain", runStrategy="Halted", userLocation={"latitude": 32.78, "longitude": -96.8}
+    )
+    gamevms.wait_phase("plain", "stopped")
+    uid = (gamevms.get("plain") or {})["metadata"]["uid"]
+    plain_id = asyncio.run(_create_plain_instance(gamevm_operator, instance_name(uid)))
+    gamevms.apply(
+        "plain", runStrategy="Always", userLocation={"latitude": 32.78, "longitude": -96.8}
+    )
+    status = gamevms.wait_phase("plain", "configuring", timeout=60)
+    assert status["providerInstanceId"] == plain_id, "the existing instance was adopted"
+    time.sleep(5)
+    status = gamevms.status("plain")
+    assert status["phase"] == "configuring", "no Wolf, no report: never running"
+    assert status["gamingEnvironmentReady"] is False
+    assert "configuration" not in status
+    assert _cond(status, "Ready")["reason"] == "AwaitingConfiguration"
+    live = asyncio.run(_live_instances(gamevm_operator))
+    assert [i["id"] for i in live] == [plain_id], "adopted, never a second instance"
+    assert live[0]["wolf_port"] is None

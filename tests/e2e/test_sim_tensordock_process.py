@@ -7,6 +7,8 @@ from typing import Any
 import aiohttp
 import pytest
 
+from gamevm.models import ConsoleType
+from gamevm.services.userdata import WolfHostRequest, render_user_data
 from gamevm_dev.simulators.tensordock import catalog
 from tests.fixtures.simulators import TensorDockSimHandle, run_tensordock_sim
 
@@ -28,6 +30,17 @@ BODY: dict[str, Any] = {
             "location_id": catalog.DALLAS.id,
             "useDedicatedIp": True,
             "ssh_key": "ssh-ed25519 AAAA e2e",
+            # The operator's own Wolf-host user data: without it no Wolf ever answers.
+            "cloud_init": render_user_data(
+                WolfHostRequest(
+                    console=ConsoleType.SWITCH,
+                    gpu=True,
+                    wolf_image="ghcr.io/games-on-whales/wolf:stable",
+                    report_url=None,
+                    heartbeat_url=None,
+                    token="e2e-token",
+                )
+            ),
         },
     }
 }

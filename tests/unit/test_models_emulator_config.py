@@ -52,10 +52,10 @@ ADMIN_POLICY_FIELDS = {
 }
 
 
-def test_spec_has_the_seed_fields_plus_game_overrides_and_admin_policy() -> None:
+def test_spec_has_the_seed_fields_plus_game_overrides_library_and_admin_policy() -> None:
     assert (
         set(EmulatorConfigSpec.model_fields)
-        == SEED_CONFIG_FIELDS | {"game_overrides"} | ADMIN_POLICY_FIELDS
+        == SEED_CONFIG_FIELDS | {"game_overrides", "game_library"} | ADMIN_POLICY_FIELDS
     )
 
 
@@ -136,6 +136,7 @@ def test_spec_serialises_with_camel_case_aliases() -> None:
         "allowAlwaysRunStrategy",
         "maxSessionAppliesToAlways",
         "allowOrphanDeletionPolicy",
+        "gameLibrary",
     }
     assert set(dumped["preferredProviders"][0]) == {
         "provider",
@@ -362,3 +363,24 @@ def test_game_override_model() -> None:
 def test_every_console_is_accepted(console: ConsoleType) -> None:
     spec = EmulatorConfigSpec.model_validate(emulator_config_spec(consoleType=console.value))
     assert spec.console_type is console
+
+
+def test_game_library_validation_names_the_field() -> None:
+    library = {"source": "s3", "url": "s3://retro-games/nes"}
+    spec = EmulatorConfigSpec.model_validate(emulator_config_spec(gameLibrary=library))
+    assert spec.game_library is not None
+    assert spec.game_library.mount_path == "/srv/games"
+    for bad, field in (
+        ({"source": "ftp", "url": "s3://retro-games/nes"}, "source"),
+        ({"source": "http", "url": "s3://retro-games/nes"}, "url"),
+        ({"source": "s3", "url": "s3://Bad_Bucket/x"}, "url"),
+        (
+            {"source": "http", "url": "https://x.example/games", "mountPath": "relative"},
+            "mountPath",
+        ),
+        ({"source": "s3", "url": "s3://games", "credentialsSecretRef": {"name": "Bad"}}, "name"),
+    ):
+        with pytest.raises(ValidationError) as raised:
+            EmulatorConfigSpec.model_validate(emulator_config_spec(gameLibrary=bad))
+        locations = [str(part) for error in raised.value.errors() for part in error["loc"]]
+        assert field in locations, (bad, raised.value)

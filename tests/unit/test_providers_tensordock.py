@@ -12,6 +12,7 @@ from gamevm.providers.locations import city_table
 from gamevm.providers.tensordock.api import (
     OfferContext,
     build_offers,
+    embedded_error_status,
     error_for,
     gpu_tier,
     is_already_gone,
@@ -371,3 +372,89 @@ def test_idempotency_helpers() -> None:
     assert is_already_gone(404, body("Instance not found"))
     assert is_already_gone(400, body("Instance already terminated"))
     assert not is_already_gone(500, body("not found upstream"))
+
+
+def documented_hostnode(host_id: str, loc_id: str, *, public_ip: bool) -> dict[str, Any]:
+    """The hostnode fields reference section 0 lists: no `status`, no network_features."""
+    return {
+        "id": host_id,
+        "location": {"uuid": loc_id, "city": "Dallas", "stateprovince": "Texas"},
+        "available_resources": {
+            "has_public_ip_available": public_ip,
+            "vcpu_count": 32,
+            "ram_gb": 128,
+            "storage_gb": 2000,
+            "available_ports": [20000, 20001],
+            "gpus": [{"v0Name": RTX4090, "availableCount": 2, "price_per_hr": 0.35}],
+        },
+        "pricing": PRICING,
+    }
+
+
+def test_per_hostnode_public_ip_flag_decides_dedicated_ip_placement() -> None:
+    # The location says dedicated IPs exist somewhere; the hostnode says not here.
+    hosts = {
+        "data": {
+            "hostnodes": [
+                documented_hostnode("h-yes", "dal", public_ip=True),
+                documented_hostnode("h-no", "dal", public_ip=False),
+            ]
+        }
+    }
+    offers = offers_for(VMPreset.PREMIUM, hosts=hosts)
+    assert {o.placement_id for o in offers} == {"h-yes"}
+    retro = offers_for(VMPreset.RETRO, hosts=hosts)
+    assert {o.placement_id for o in retro} == {"h-yes"}
+    parsed = {h.id: h for h in parse_hostnodes(hosts)}
+    assert parsed["h-yes"].location_id == "dal"
+    assert parsed["h-yes"].available_vcpus == 32
+    assert parsed["h-no"].usable, "no `status` field: usable"
+
+
+def test_instance_list_all_three_shapes_and_no_invented_ids() -> None:
+    item = {"type": "virtualmachine", "id": "i-1", "attributes": {"name": "x", "status": "running"}}
+    shapes = [
+        {"data": {"instances": [item]}},
+        {"data": {"attributes": {"instances": [item]}}},
+        {"data": [{"id": "i-1", "name": "x", "status": "running"}]},
+    ]
+    for shape in shapes:
+        assert [(i.id, i.name) for i in parse_instance_list(shape)] == [("i-1", "x")], shape
+    # Bodies that are no list at all never become instances named after their keys.
+    for body_ in (
+        {"data": {"type": "virtualmachine", "attributes": {"name": "x"}}},
+        {"data": {"attributes": {"total": 0}}},
+        {"status": 400, "error": "bad"},
+    ):
+        assert parse_instance_list(body_) == [], body_
+
+
+def test_rate_hourly_is_the_price() -> None:
+    instance = parse_instance({"id": "i", "status": "running", "rateHourly": 0.512})
+    assert instance.price_per_hour == 0.512
+
+
+@pytest.mark.parametrize(
+    ("text", "status"),
+    [
+        (json.dumps({"status": 400, "error": "Insufficient balance: need at least $1"}), 400),
+        (json.dumps({"error": "something failed"}), 400),
+        (json.dumps({"success": False, "message": "nope"}), 400),
+        (json.dumps({"data": {"id": "i", "status": "running"}}), None),
+        (json.dumps({"id": "i", "status": "running"}), None),
+        (json.dumps([1, 2]), None),
+        ("not json", None),
+    ],
+)
+def test_errors_inside_2xx_bodies(text: str, status: int | None) -> None:
+    assert embedded_error_status(text) == status
+
+
+def test_insufficient_balance_is_permanent_and_named() -> None:
+    text = json.dumps({"status": 400, "error": "Insufficient balance: need at least $1.00"})
+    error = error_for(400, text, "create x")
+    assert error.reason is ErrorReason.INSUFFICIENT_BALANCE
+    assert not error.retryable
+    assert error_for(402, body("Payment required"), "create").reason is (
+        ErrorReason.INSUFFICIENT_BALANCE
+    )

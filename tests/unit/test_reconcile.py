@@ -27,6 +27,7 @@ from gamevm.providers.base import (
 )
 from gamevm.providers.wolf import WolfStatus
 from gamevm.services.access import AccessMaterial
+from gamevm.services.configuration import ConfigurationReport, WolfHostConfig
 from gamevm.services.ports import Selection, VMRef
 from gamevm.services.reconcile import Outcome, Reconciler, StepInput, Timings, instance_name
 
@@ -57,6 +58,9 @@ class FakeProvider:
         self.instances: dict[str, Instance] = {}
         self.creates = 0
         self.fail_create: ProviderError | None = None
+        self.fail_start: ProviderError | None = None
+        self.user_data: list[object] = []
+        self.deleted: list[str] = []
 
     @property
     def name(self) -> CloudProvider:
@@ -75,6 +79,7 @@ class FakeProvider:
         if existing is not None:  # the Protocol: create adopts an instance of that name
             return existing
         self.creates += 1
+        self.user_data.append(spec.user_data)
         inst = Instance(
             instance_id=f"i-{self.creates}",
             name=spec.name,
@@ -89,6 +94,8 @@ class FakeProvider:
         return self.instances.get(instance_id)
 
     async def start(self, instance_id: str) -> None:
+        if self.fail_start is not None:
+            raise self.fail_start
         self.instances[instance_id] = replace(
             self.instances[instance_id], state=InstanceState.RUNNING
         )
@@ -99,6 +106,7 @@ class FakeProvider:
         )
 
     async def delete(self, instance_id: str) -> None:
+        self.deleted.append(instance_id)
         self.instances.pop(instance_id, None)
 
     async def aclose(self) -> None:
@@ -183,6 +191,11 @@ class World:
             wolf=self.wolf,
             master_key=MASTER,
             timings=Timings(),
+            wolf_host=WolfHostConfig(public_url="https://operator.example.com"),
+        )
+        # The VM's user data reports success (the e2e tests run the real report path).
+        self.report: ConfigurationReport | None = ConfigurationReport(
+            received_at=T0, ready=True, games_mounted=False, message="configured"
         )
         self.status = GameVMStatus()
         self.spec = GameVMSpec.model_validate({"consoleType": "switch", "autoStopTimeout": 900})
@@ -201,6 +214,7 @@ class World:
                 config=self.config,
                 now=self.now,
                 heartbeat=heartbeat,
+                configuration=self.report,
             )
         )
         self.status = out.status
@@ -230,6 +244,10 @@ async def test_create_records_choice_before_create_then_runs() -> None:
     assert w.status.phase is VMStatus.RUNNING
     assert w.status.gaming_environment_ready
     assert w.status.access_secret_name == "vm-access"
+    assert (w.status.wolf_port, w.status.ssh_port) == (47999, 22), "no forwards for them"
+    w.td.instances["i-1"] = replace(w.td.instances["i-1"], ports={47989: 40000, 22: 40022})
+    await w.step()
+    assert w.status.ssh_port == 40022, "the provider's port forward"
     ready = next(c for c in w.status.conditions if c.type == "Ready")
     assert ready.status == "True"
 
@@ -366,3 +384,113 @@ async def test_restart_with_the_placement_gone_adopts_instead_of_falling_back() 
     assert w.td.creates == 1
     assert w.gcp.creates == 0
     assert w.status.provider_instance_id == "i-1"
+
+
+async def test_running_needs_the_configuration_report_and_wolf() -> None:
+    w = World()
+    w.report = None
+    for _ in range(3):
+        await w.step()
+    assert w.status.phase is VMStatus.CONFIGURING, "Wolf answers, but no report yet"
+    assert not w.status.gaming_environment_ready
+    ready = next(c for c in w.status.conditions if c.type == "Ready")
+    assert ready.reason == "AwaitingConfiguration"
+    w.report = ConfigurationReport(
+        received_at=T0, ready=True, games_mounted=True, message="configured"
+    )
+    await w.step()
+    assert w.status.phase is VMStatus.RUNNING
+    assert w.status.games_mounted
+    assert not w.status.cloudypad_configured
+    assert w.status.configuration is not None
+    assert w.status.configuration.reported_at == T0
+    # The report lives in status: a restarted operator (no report in memory) keeps it.
+    w.report = None
+    await w.step()
+    assert w.status.phase is VMStatus.RUNNING
+
+
+async def test_a_report_alone_is_not_running_without_wolf() -> None:
+    w = World()
+    w.wolf.status = None
+    for _ in range(3):
+        await w.step()
+    assert w.status.phase is VMStatus.CONFIGURING
+    ready = next(c for c in w.status.conditions if c.type == "Ready")
+    assert ready.reason == "Configuring"
+
+
+async def test_a_failed_configuration_is_shown() -> None:
+    w = World()
+    w.report = ConfigurationReport(
+        received_at=T0, ready=False, games_mounted=False, message="failed steps: wolf"
+    )
+    await w.step()
+    out = await w.step()
+    assert w.status.phase is VMStatus.CONFIGURING
+    assert "failed steps: wolf" in (w.status.message or "")
+    assert any(e.reason == "ConfigurationFailed" for e in out.events)  # type: ignore[attr-defined]
+
+
+async def test_create_sends_user_data_with_the_report_url() -> None:
+    w = World()
+    await w.until_running()
+    (user_data,) = w.td.user_data
+    assert isinstance(user_data, dict)
+    env = next(f for f in user_data["write_files"] if f["path"] == "/etc/gamevm/gamevm.env")
+    assert (
+        "GAMEVM_REPORT_URL=https://operator.example.com/v1/gamevms/ns/vm/configuration"
+        in env["content"]
+    )
+
+
+async def test_insufficient_balance_is_a_permanent_condition_not_a_fallback() -> None:
+    w = World()
+    w.td.fail_create = ProviderError(
+        ErrorReason.INSUFFICIENT_BALANCE, "need at least $1", retryable=False
+    )
+    await w.step()
+    out = await w.step()
+    assert w.status.phase is VMStatus.ERROR
+    ready = next(c for c in w.status.conditions if c.type == "Ready")
+    assert ready.reason == "InsufficientBalance"
+    assert not out.retryable_failure  # type: ignore[attr-defined]
+    assert out.requeue_after == Timings().idle  # type: ignore[attr-defined]
+    assert w.status.decision is not None
+    assert w.status.decision.failed_placements == [], "no fallback through placements"
+    assert w.gcp.creates == 0
+    w.td.fail_create = None  # topped up: the next attempt creates
+    await w.step()
+    assert w.td.creates == 1
+
+
+async def test_placement_lost_on_start_deletes_and_places_anew() -> None:
+    w = World()
+    w.spec = GameVMSpec.model_validate({"consoleType": "switch", "runStrategy": "Always"})
+    await w.until_running()
+    first = w.status.provider_instance_id
+    assert first is not None
+    await w.td.stop(first)
+    w.td.fail_start = ProviderError(
+        ErrorReason.PLACEMENT_LOST, "GPU taken while stoppeddisassociated", retryable=False
+    )
+    w.now = T0 + timedelta(hours=1)
+    out = await w.step()
+    assert w.td.deleted == [first], "the dead instance is deleted before anything else"
+    assert w.status.provider_instance_id is None
+    assert w.status.phase is VMStatus.CREATING
+    assert w.status.configuration is None
+    assert w.status.decision is not None
+    assert w.status.decision.failed_placements == ["tensordock/hn-dallas"]
+    assert any(e.reason == "ProviderFallback" for e in out.events)  # type: ignore[attr-defined]
+    w.td.fail_start = None
+    for _ in range(3):
+        await w.step()
+    assert w.status.provider is CloudProvider.CLOUDYPAD_GCP
+    assert w.status.phase is VMStatus.CONFIGURING, "the old instance's report does not count"
+    w.report = ConfigurationReport(
+        received_at=w.now + timedelta(seconds=1), ready=True, games_mounted=False, message="ok"
+    )
+    await w.step()
+    assert w.status.phase is VMStatus.RUNNING
+    assert w.td.instances == {}

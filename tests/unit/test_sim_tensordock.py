@@ -9,10 +9,32 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 
+from gamevm.models import ConsoleType
+from gamevm.services.userdata import WolfHostRequest, render_user_data
 from gamevm_dev.simulators.tensordock import RunningSim, catalog, running_sim
 
 GPU = "geforcertx4090-pcie-24gb"
+
+
+def wolf_user_data(
+    report_url: str | None = None,
+    token: str = "vm-token",  # noqa: S107 - a test value
+) -> dict[str, Any]:
+    """The operator's own Wolf-host user data (what the operator sends at create)."""
+    return render_user_data(
+        WolfHostRequest(
+            console=ConsoleType.SWITCH,
+            gpu=True,
+            wolf_image="ghcr.io/games-on-whales/wolf:stable",
+            report_url=report_url,
+            heartbeat_url=None,
+            token=token,
+        )
+    )
+
+
 TOKYO_NODE = next(h for h in catalog.HOSTNODES if h.label == "tyo-1")
 DALLAS_CPU_NODE = next(h for h in catalog.HOSTNODES if h.label == "dal-2")
 
@@ -26,6 +48,7 @@ def vm_body(**overrides: Any) -> dict[str, Any]:
         "location_id": catalog.TOKYO.id,
         "useDedicatedIp": True,
         "ssh_key": "ssh-ed25519 AAAAC3Nza test",
+        "cloud_init": wolf_user_data(),
     }
     attrs.update(overrides)
     return {
@@ -121,8 +144,10 @@ async def test_hostnode_filters_and_cpu_only_capacity(client: Client) -> None:
     assert len(every) == len(catalog.HOSTNODES)
     cpu_only = [h for h in every if not h["available_resources"]["gpus"]]
     assert cpu_only
-    assert all(h["available_resources"]["max_vcpus"] > 0 for h in cpu_only)
-    assert any(not h["network_features"]["dedicated_ip_available"] for h in every)
+    assert all(h["available_resources"]["vcpu_count"] > 0 for h in cpu_only)
+    assert any(not h["available_resources"]["has_public_ip_available"] for h in every)
+    assert all("status" not in h for h in every), "documented hostnodes have no status"
+    assert all(h["location"]["uuid"] == h["location_id"] for h in every)
     _, body, _ = await client.call(
         "GET", "/hostnodes", params={"dedicated_ip": "true", "location_id": catalog.DALLAS.id}
     )
@@ -375,7 +400,11 @@ async def test_delays_make_transitions_observable() -> None:
         while (await client.call("GET", f"/instances/{created['id']}"))[1]["status"] != "running":
             assert time.monotonic() < deadline
             await asyncio.sleep(0.05)
-        assert await client.wolf_state(created["id"]) == "SUNSHINE_SERVER_FREE"
+        # Running, but the user data is still installing Wolf (CONFIGURE_S x 0.01).
+        assert await client.wolf_state(created["id"]) is None
+        while await client.wolf_state(created["id"]) != "SUNSHINE_SERVER_FREE":
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
         await client.call("POST", f"/instances/{created['id']}/stop")
         assert (await client.call("GET", f"/instances/{created['id']}"))[1]["status"] == "stopping"
 
@@ -416,3 +445,110 @@ async def test_state_file_survives_a_restart(tmp_path: Path) -> None:
         _, vm, _ = await client.call("GET", f"/instances/{vm_id}")
         assert vm["status"] == "running"
         assert await client.wolf_state(vm_id) == "SUNSHINE_SERVER_FREE"
+
+
+async def test_a_plain_image_never_answers_like_wolf(client: Client, sim: RunningSim) -> None:
+    plain = await client.create(cloud_init=None)
+    without_wolf = wolf_user_data()
+    without_wolf["write_files"] = [
+        f for f in without_wolf["write_files"] if f["path"] != "/etc/systemd/system/wolf.service"
+    ]
+    broken = await client.create(name="gamevm-broken", cloud_init=without_wolf)
+    for vm in (plain, broken):
+        _, body, _ = await client.call("GET", f"/instances/{vm['id']}")
+        assert body["status"] == "running"
+        assert await client.wolf_state(vm["id"]) is None
+    assert sim.store.vms[plain["id"]].configured
+    assert sim.store.vms[broken["id"]].configured
+
+
+@pytest.fixture
+async def reports() -> AsyncIterator[tuple[str, list[dict[str, Any]]]]:
+    """A stand-in for the operator's report endpoint that records what it receives."""
+    received: list[dict[str, Any]] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        received.append(
+            {
+                "path": request.path,
+                "authorization": request.headers.get("Authorization"),
+                "body": await request.json(),
+            }
+        )
+        return web.json_response({"ok": True})
+
+    app = web.Application()
+    app.router.add_post("/v1/gamevms/{namespace}/{name}/configuration", handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        yield f"http://127.0.0.1:{port}/v1/gamevms/ns/vm/configuration", received
+    finally:
+        await runner.cleanup()
+
+
+async def test_the_user_data_reports_with_its_token_after_wolf_is_up(
+    client: Client, reports: tuple[str, list[dict[str, Any]]]
+) -> None:
+    url, received = reports
+    created = await client.create(cloud_init=wolf_user_data(url, token="secret-vm-token"))
+    deadline = time.monotonic() + 5
+    while not received:
+        assert time.monotonic() < deadline, "no report"
+        await asyncio.sleep(0.02)
+    (report,) = received
+    assert report["path"] == "/v1/gamevms/ns/vm/configuration"
+    assert report["authorization"] == "Bearer secret-vm-token"
+    assert report["body"]["gamingEnvironmentReady"] is True
+    assert report["body"]["gamesMounted"] is False
+    assert await client.wolf_state(created["id"]) == "SUNSHINE_SERVER_FREE"
+    # A reboot brings Wolf back (enabled unit) without a second report (cloud-init ran once).
+    await client.call("POST", f"/instances/{created['id']}/stop")
+    await client.call("POST", f"/instances/{created['id']}/start")
+    assert await client.wolf_state(created["id"]) == "SUNSHINE_SERVER_FREE"
+    await asyncio.sleep(0.2)
+    assert len(received) == 1
+
+
+async def test_errors_can_come_with_http_200(client: Client, sim: RunningSim) -> None:
+    sim.faults.configure({"errors_with_200": True, "balance": 0.5}, merge=False)
+    status, body, _ = await client.call("POST", "/instances", vm_body())
+    assert status == 200
+    assert body["status"] == 400
+    assert "need at least $1.00" in body["error"]
+
+
+@pytest.mark.parametrize(
+    ("shape", "path"),
+    [
+        ("instances", ("data", "instances")),
+        ("attributes", ("data", "attributes", "instances")),
+        ("flat", ("data",)),
+    ],
+)
+async def test_instance_lists_in_each_shape(
+    client: Client, sim: RunningSim, shape: str, path: tuple[str, ...]
+) -> None:
+    created = await client.create()
+    sim.faults.configure({"list_shape": shape}, merge=False)
+    _, body, _ = await client.call("GET", "/instances")
+    for key in path:
+        body = body[key]
+    assert isinstance(body, list)
+    assert [item["id"] for item in body] == [created["id"]]
+
+
+async def test_a_reclaimed_gpu_makes_a_stopped_vm_unstartable(
+    client: Client, sim: RunningSim
+) -> None:
+    created = await client.create()
+    sim.faults.configure({"reclaim_gpus_on_stop": True}, merge=False)
+    await client.call("POST", f"/instances/{created['id']}/stop")
+    _, vm, _ = await client.call("GET", f"/instances/{created['id']}")
+    assert vm["status"] == "stoppeddisassociated"
+    status, body, _ = await client.call("POST", f"/instances/{created['id']}/start")
+    assert status == 400
+    assert "no longer available" in body["error"]

@@ -243,6 +243,9 @@ class OperatorStep(ProcessStep):
         # Simulated VMs answer on 127.0.0.1; a cluster never sets this.
         env["GAMEVM_WOLF_PROBE_ALLOW_LOOPBACK"] = "true"
         env["GAMEVM_NAMESPACE"] = OPERATOR_NAMESPACE
+        # Where the VMs' user data POSTs its configuration report (loopback: the
+        # simulated VMs run on this machine).
+        env.setdefault("GAMEVM_PUBLIC_URL", f"http://127.0.0.1:{port}")
         return env
 
     def up(self, stack: Stack) -> str:

@@ -33,6 +33,7 @@ from gamevm.providers.locations import city_table
 from gamevm.providers.tensordock.api import (
     OfferContext,
     build_offers,
+    embedded_error_status,
     error_for,
     is_already_gone,
     is_already_in_state,
@@ -91,11 +92,11 @@ class TensorDockProvider:
 
     def _fail(self, response: HttpResponse, what: str) -> ProviderError:
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
-        return error_for(response.status, response.text, what, retry_after)
+        return error_for(_status(response), response.text, what, retry_after)
 
     async def _get_json(self, path: str, what: str) -> Any:
         response = await self._client.request("GET", path)
-        if not response.ok:
+        if _status(response) >= 400:
             raise self._fail(response, what)
         return parse_json(response.text, what)
 
@@ -180,9 +181,12 @@ class TensorDockProvider:
             "useDedicatedIp": True,
             "ssh_key": spec.ssh_public_key,
         }
+        if spec.user_data is not None:
+            # The documented `cloud_init` object: what makes the plain image a Wolf host.
+            attributes["cloud_init"] = dict(spec.user_data)
         body = {"data": {"type": "virtualmachine", "attributes": attributes}}
         response = await self._client.request("POST", "instances", json_body=body, idempotent=False)
-        if not response.ok:
+        if _status(response) >= 400:
             raise self._fail(response, f"create {spec.name}")
         created = parse_instance(parse_json(response.text, f"create {spec.name}"))
         if not created.name:
@@ -193,9 +197,10 @@ class TensorDockProvider:
         """GET /instances/{id}; None when it is gone."""
         what = f"get instance {instance_id}"
         response = await self._client.request("GET", f"instances/{instance_id}")
-        if response.status == 404:
+        status = _status(response)
+        if status == 404:
             return None
-        if not response.ok:
+        if status >= 400:
             raise self._fail(response, what)
         instance = parse_instance(parse_json(response.text, what), fallback_id=instance_id)
         if is_gone_status(instance.metadata.get("status", "")):
@@ -203,8 +208,26 @@ class TensorDockProvider:
         return instance
 
     async def start(self, instance_id: str) -> None:
-        """POST /instances/{id}/start; 'already running' is success."""
-        await self._power(instance_id, "start")
+        """POST /instances/{id}/start; 'already running' is success.
+
+        A `stoppeddisassociated` instance whose GPU was taken meanwhile answers 400: that
+        is PlacementLost (it needs a new placement), not a request to retry.
+        """
+        try:
+            await self._power(instance_id, "start")
+        except ProviderError as exc:
+            if exc.retryable or exc.reason is ErrorReason.NOT_FOUND:
+                raise
+            instance = await self.observe(instance_id)
+            status = (instance.metadata.get("status", "") if instance else "").lower()
+            if "disassociated" not in status:
+                raise
+            raise ProviderError(
+                ErrorReason.PLACEMENT_LOST,
+                f"{exc.message} (instance {instance_id} is {status}: its hardware was "
+                "released while stopped)",
+                retryable=False,
+            ) from exc
 
     async def stop(self, instance_id: str) -> None:
         """POST /instances/{id}/stop; 'already stopped' is success."""
@@ -213,9 +236,10 @@ class TensorDockProvider:
     async def _power(self, instance_id: str, action: str) -> None:
         what = f"{action} instance {instance_id}"
         response = await self._client.request("POST", f"instances/{instance_id}/{action}")
-        if response.ok or is_already_in_state(response.status, response.text):
+        status = _status(response)
+        if status < 400 or is_already_in_state(status, response.text):
             return
-        if response.status == 404:
+        if status == 404:
             raise ProviderError(
                 ErrorReason.NOT_FOUND, f"TensorDock {what}: instance not found", retryable=False
             )
@@ -225,6 +249,14 @@ class TensorDockProvider:
         """DELETE /instances/{id}; 404 or 'already gone' is success."""
         what = f"delete instance {instance_id}"
         response = await self._client.request("DELETE", f"instances/{instance_id}")
-        if response.ok or is_already_gone(response.status, response.text):
+        status = _status(response)
+        if status < 400 or is_already_gone(status, response.text):
             return
         raise self._fail(response, what)
+
+
+def _status(response: HttpResponse) -> int:
+    """The HTTP status, or the error status a 2xx body carries (errors can come with 200)."""
+    if response.ok:
+        return embedded_error_status(response.text) or response.status
+    return response.status

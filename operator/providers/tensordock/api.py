@@ -76,7 +76,15 @@ GPU_TIER_TABLE: tuple[tuple[str, GpuTier | None], ...] = (
     ),
 )
 
-DEDICATED_IP_KEYS = ("dedicated_ip_available", "dedicatedIpAvailable", "dedicated_ip")
+DEDICATED_IP_KEYS = (
+    # Per hostnode, documented under `available_resources` (reference section 0).
+    "has_public_ip_available",
+    "hasPublicIpAvailable",
+    # Per location GPU entry (`network_features`) and third-party spellings.
+    "dedicated_ip_available",
+    "dedicatedIpAvailable",
+    "dedicated_ip",
+)
 UNAVAILABLE_HOST_STATES = frozenset({"offline", "unavailable", "maintenance", "disabled"})
 GONE_STATES = frozenset({"deleted", "terminated", "destroyed", "deleting"})
 
@@ -103,6 +111,9 @@ _CAPACITY = re.compile(
 )
 _ALREADY = re.compile(r"already (?:running|started|stopped|stopping|starting)", re.IGNORECASE)
 _NOT_NOW = re.compile(r"cannot|can't|while|not allowed|in progress", re.IGNORECASE)
+_BALANCE = re.compile(
+    r"balance|insufficient funds|need at least \$|top.?up|payment required", re.IGNORECASE
+)
 _GONE = re.compile(r"not found|already (?:deleted|terminated|gone|destroyed)|does not exist", re.I)
 
 
@@ -155,11 +166,30 @@ def as_list(value: Any) -> list[Any]:
 
 
 def collection(body: Any, name: str) -> list[dict[str, Any]]:
-    """Items of `data.<name>[]`, `<name>[]` or a bare `data[]`, flattened."""
+    """Items of `data.<name>[]`, `data.attributes.<name>[]`, `<name>[]` or a bare `data[]`.
+
+    The three instance-list shapes of the docs and clients (reference section 0). A
+    wrapper object that is none of them (a JSON:API resource, an error body) yields no
+    items: reading its keys as `{id: object}` entries would invent instance ids.
+    """
     payload = unwrap(body)
-    if isinstance(payload, Mapping) and name in payload:
-        payload = payload[name]
+    if isinstance(payload, Mapping):
+        attributes = payload.get("attributes")
+        if name in payload:
+            payload = payload[name]
+        elif isinstance(attributes, Mapping) and name in attributes:
+            payload = attributes[name]
+        elif _looks_like_resource(payload):
+            return []
     return [flatten(item) for item in as_list(payload) if isinstance(item, Mapping)]
+
+
+_RESOURCE_KEYS = frozenset({"type", "attributes", "id", "status", "error", "message", "errors"})
+
+
+def _looks_like_resource(payload: Mapping[str, Any]) -> bool:
+    """A JSON:API resource or a status/error object, not a `{id: object}` map."""
+    return bool(_RESOURCE_KEYS & set(payload))
 
 
 def parse_json(text: str, what: str) -> Any:
@@ -361,7 +391,10 @@ def parse_hostnodes(body: Any) -> list[Hostnode]:
                 id=host_id,
                 location_id=str(
                     pick(
-                        item, "location_id", "locationId", default=pick(location, "id", default="")
+                        item,
+                        "location_id",
+                        "locationId",
+                        default=pick(location, "uuid", "id", default=""),
                     )
                 ),
                 city=str(pick(location, "city", default=pick(item, "city", default=""))),
@@ -380,9 +413,11 @@ def parse_hostnodes(body: Any) -> list[Hostnode]:
                     pick(available, "ram_gb", "available_ram_gb", "max_ram_gb", "ram")
                 ),
                 prices=_unit_prices(item) or _unit_prices(available),
-                dedicated_ip=_dedicated_ip(item)
-                if _dedicated_ip(item) is not None
-                else _dedicated_ip(available),
+                # The documented per-hostnode flag (`available_resources.
+                # has_public_ip_available`) wins over hostnode-level spellings.
+                dedicated_ip=_dedicated_ip(available)
+                if _dedicated_ip(available) is not None
+                else _dedicated_ip(item),
                 usable=status not in UNAVAILABLE_HOST_STATES,
             )
         )
@@ -629,7 +664,16 @@ def parse_instance(body: Any, *, fallback_id: str = "") -> Instance:
             ErrorReason.BAD_RESPONSE, "TensorDock instance: no id in response", retryable=True
         )
     ip = pick(item, "ipAddress", "ip_address", "dedicatedIpAddress", "dedicated_ip_address", "ip")
-    price = pick(item, "price_per_hr", "pricePerHr", "total_price", "totalPrice", "price_per_hour")
+    price = pick(
+        item,
+        "rateHourly",
+        "rate_hourly",
+        "price_per_hr",
+        "pricePerHr",
+        "total_price",
+        "totalPrice",
+        "price_per_hour",
+    )
     metadata = {"status": status}
     for key, *names in (
         ("hostnode_id", "hostnode_id", "hostnodeId", "hostnode"),
@@ -672,6 +716,28 @@ def error_message(text: str) -> str:
     return trim(text)
 
 
+def embedded_error_status(text: str) -> int | None:
+    """The HTTP-like status of an error carried in a 2xx body, else None.
+
+    TensorDock answers some errors with HTTP 200 (reference section 0: e.g. insufficient
+    balance): a body with `error`/`errors`, `success: false` or `status >= 400` is an
+    error whatever the HTTP status said (400 when the body names no status).
+    """
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(body, Mapping):
+        return None
+    raw = body.get("status")
+    code = None if isinstance(raw, bool) else _as_int(raw)
+    if code is not None and code >= 400:
+        return code
+    if body.get("error") or body.get("errors") or body.get("success") is False:
+        return 400
+    return None
+
+
 def is_already_in_state(status: int, text: str) -> bool:
     """'Already running/stopped' (409 or a message saying so): start/stop idempotency.
 
@@ -709,6 +775,10 @@ def _reason_for(status: int, detail: str) -> tuple[ErrorReason, bool]:
         return ErrorReason.RATE_LIMITED, True
     if status >= 500:
         return ErrorReason.SERVER_ERROR, True
+    if status == 402 or _BALANCE.search(detail):
+        # Account-wide and only a person can fix it: never retried, never a fallback
+        # through every hostnode (each would fail the same way).
+        return ErrorReason.INSUFFICIENT_BALANCE, False
     if _CAPACITY.search(detail):
         # Not retryable here, but the reconcile falls back to the next candidate.
         return ErrorReason.NO_CAPACITY, False

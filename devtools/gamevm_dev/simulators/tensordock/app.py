@@ -10,14 +10,19 @@ Shapes follow reference/providers.md 1b. Where the docs are silent or UNCONFIRME
   Over the limit: 429 with `Retry-After` (integer seconds).
 - `GET /hostnodes/{id}` -> `{"data": {"hostnodes": [<hostnode>]}}` (same list shape as
   the collection, which is how the docs excerpt reads).
-- Hostnode objects: `{id, location_id, location{id, city, stateprovince, country, tier},
-  status ("available"|"full"), uptime_percentage, available_resources{gpus[{v0Name,
-  displayName, availableCount, price_per_hr}], max_vcpus, max_ram_gb, max_storage_gb,
-  max_vcpus_per_gpu, max_ram_per_gpu, available_ports[]}, pricing{per_vcpu_hr,
-  per_gb_ram_hr, per_gb_storage_hr}, network_features{dedicated_ip_available,
-  port_forwarding_available, network_storage_available}}`. `max_*` are the FREE
-  amounts; CPU-only hostnodes have `gpus: []` and host GPU-less deploys, as does any
-  hostnode with free vCPU/RAM.
+- Hostnode objects carry the documented fields (reference section 0) and no `status`:
+  `{id, location_id, location{uuid, city, stateprovince, country, tier},
+  uptime_percentage, available_resources{has_public_ip_available, vcpu_count, ram_gb,
+  storage_gb, available_ports[], gpus[{v0Name, displayName, availableCount,
+  price_per_hr}], max_vcpus_per_gpu, max_ram_per_gpu}, pricing{per_vcpu_hr,
+  per_gb_ram_hr, per_gb_storage_hr}}`. The resource counts are the FREE amounts
+  (`gpus` and `max_*_per_gpu` are third-party fields); CPU-only hostnodes have
+  `gpus: []` and host GPU-less deploys, as does any hostnode with free vCPU/RAM.
+- Errors with HTTP 200 (fault `errors_with_200`): the same error body, status 200, as
+  TensorDock does for some errors (e.g. insufficient balance).
+- Instance lists in any of the three shapes (fault `list_shape`): `instances`
+  (documented `data.instances[]`), `attributes` (`data.attributes.instances[]`, the
+  getting-started page), `flat` (`data[]` of flat objects).
 - `GET /hostnodes` query filters: `location_id`, `gpu_model` (v0Name with >= 1 free),
   `min_gpu_count`, `min_vcpus`, `min_ram_gb`, `min_storage_gb`,
   `status=available` (some free capacity), `dedicated_ip=true`.
@@ -121,6 +126,9 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
         response = await _api_response(request, handler)
     except web.HTTPException as exc:  # unknown route or method
         response = error(exc.status, "NOT_FOUND" if exc.status == 404 else "ERROR", exc.reason)
+    if response.status >= 400 and app[FAULTS].faults.errors_with_200:
+        # TensorDock answers some errors with 200 and the error in the body.
+        response.set_status(200)
     response.headers.update(limiter.headers())
     return response
 
@@ -201,31 +209,34 @@ def hostnode_view(store: Store, hostnode: catalog.HostnodeSpec) -> dict[str, Any
         for model, count in sorted(gpus.items())
         if count > 0
     ]
-    has_room = vcpus > 0 and ram > 0 and storage >= 100
     return {
         "id": hostnode.id,
         "location_id": loc.id,
         "location": {
-            "id": loc.id,
+            "uuid": loc.id,
             "city": loc.city,
             "stateprovince": loc.stateprovince,
             "country": loc.country,
             "tier": loc.tier,
         },
-        "status": "available" if has_room else "full",
         "uptime_percentage": hostnode.uptime_percentage,
         "available_resources": {
+            "has_public_ip_available": hostnode.dedicated_ip,
+            "vcpu_count": max(0, vcpus),
+            "ram_gb": max(0, ram),
+            "storage_gb": max(0, storage),
             "gpus": gpu_entries,
-            "max_vcpus": max(0, vcpus),
-            "max_ram_gb": max(0, ram),
-            "max_storage_gb": max(0, storage),
             "max_vcpus_per_gpu": catalog.MAX_VCPUS_PER_GPU,
             "max_ram_per_gpu": catalog.MAX_RAM_PER_GPU,
             "available_ports": list(hostnode.ports),
         },
         "pricing": _pricing(hostnode),
-        "network_features": _network_features(hostnode),
     }
+
+
+def _has_room(view: dict[str, Any]) -> bool:
+    res = view["available_resources"]
+    return bool(res["vcpu_count"] > 0 and res["ram_gb"] > 0 and res["storage_gb"] >= 100)
 
 
 def _int_query(request: web.Request, name: str) -> int | None:
@@ -243,12 +254,9 @@ def _hostnode_matches(view: dict[str, Any], request: web.Request) -> bool:
     q = request.query
     if "location_id" in q and view["location_id"] != q["location_id"]:
         return False
-    if q.get("status") == "available" and view["status"] != "available":
+    if q.get("status") == "available" and not _has_room(view):
         return False
-    if (
-        q.get("dedicated_ip", "").lower() == "true"
-        and not view["network_features"]["dedicated_ip_available"]
-    ):
+    if q.get("dedicated_ip", "").lower() == "true" and not res["has_public_ip_available"]:
         return False
     gpu_model = q.get("gpu_model")
     min_gpus = _int_query(request, "min_gpu_count") or (1 if gpu_model else 0)
@@ -257,9 +265,9 @@ def _hostnode_matches(view: dict[str, Any], request: web.Request) -> bool:
         if max(counts, default=0) < min_gpus:
             return False
     for query, key in (
-        ("min_vcpus", "max_vcpus"),
-        ("min_ram_gb", "max_ram_gb"),
-        ("min_storage_gb", "max_storage_gb"),
+        ("min_vcpus", "vcpu_count"),
+        ("min_ram_gb", "ram_gb"),
+        ("min_storage_gb", "storage_gb"),
     ):
         wanted = _int_query(request, query)
         if wanted is not None and res[key] < wanted:
@@ -405,8 +413,20 @@ def parse_create(body: Any) -> Request:
         hostnode_id=hostnode_id,
         dedicated_ip=dedicated,
         internal_ports=default_ports(internal),
-        has_cloud_init=attrs.get("cloud_init") is not None,
+        cloud_init=_parse_cloud_init(attrs.get("cloud_init")),
     )
+
+
+def _parse_cloud_init(value: Any) -> dict[str, Any] | None:
+    """The documented `cloud_init` object (runcmd, packages, write_files, ...)."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise _bad("cloud_init must be an object {runcmd[], packages[], write_files[], ...}")
+    for key in ("runcmd", "packages", "write_files"):
+        if key in value and not isinstance(value[key], list):
+            raise _bad(f"cloud_init.{key} must be a list")
+    return value
 
 
 def _parse_gpus(gpus: Any) -> tuple[str | None, int]:
@@ -486,7 +506,12 @@ async def create_instance(request: web.Request) -> web.StreamResponse:
         raise _bad("body must be JSON") from exc
     req = parse_create(body)
     if faults.faults.balance < 1:
-        raise ApiError(400, "INSUFFICIENT_BALANCE", "Insufficient balance: at least $1 required")
+        raise ApiError(
+            400,
+            "INSUFFICIENT_BALANCE",
+            f"Insufficient balance: you need at least $1.00 to deploy "
+            f"(balance ${faults.faults.balance:.2f})",
+        )
     hostnode = _place(store, faults, req)
     vm = store.add(hostnode, req)
     vm.wolf_silent = faults.faults.wolf_silent
@@ -502,8 +527,12 @@ async def create_instance(request: web.Request) -> web.StreamResponse:
 
 
 async def list_instances(request: web.Request) -> web.Response:
-    """GET /instances (documented shape: data.instances[])."""
+    """GET /instances in the shape the `list_shape` fault selects (documented by default)."""
     vms = [vm for vm in request.app[STORE].vms.values() if not vm.deleted]
+    shape = request.app[FAULTS].faults.list_shape
+    if shape == "flat":
+        flat = [{"id": vm.id, "name": vm.name, "status": vm.status} for vm in vms]
+        return web.json_response({"data": flat})
     items = [
         {
             "type": "virtualmachine",
@@ -512,6 +541,8 @@ async def list_instances(request: web.Request) -> web.Response:
         }
         for vm in vms
     ]
+    if shape == "attributes":
+        return web.json_response({"data": {"attributes": {"instances": items}}})
     return web.json_response({"data": {"instances": items}})
 
 
@@ -526,8 +557,16 @@ async def start_instance(request: web.Request) -> web.Response:
     vm = store.live(request.match_info["id"])
     if vm.status in ("running", "starting"):
         raise ApiError(409, "CONFLICT", f"Instance is already {vm.status}")
-    if vm.status != "stopped":
+    if vm.status not in ("stopped", "stoppeddisassociated"):
         raise ApiError(409, "CONFLICT", f"Instance cannot start while {vm.status}")
+    if not store.restartable(vm):
+        raise ApiError(
+            400,
+            "INSUFFICIENT_CAPACITY",
+            f"Cannot start instance: its {vm.gpu_model} GPU is no longer available on this "
+            "hostnode (instance was disassociated while stopped)",
+        )
+    vm.gpu_reclaimed = False  # its GPU is free again: reserved anew
     await store.boot(vm)
     return web.json_response(_summary(vm.id, vm.name, "starting"))
 
@@ -536,11 +575,11 @@ async def stop_instance(request: web.Request) -> web.Response:
     """POST /instances/{id}/stop."""
     store = request.app[STORE]
     vm = store.live(request.match_info["id"])
-    if vm.status in ("stopped", "stopping"):
+    if vm.status in ("stopped", "stopping", "stoppeddisassociated"):
         raise ApiError(409, "CONFLICT", f"Instance is already {vm.status}")
     if vm.status != "running":
         raise ApiError(409, "CONFLICT", f"Instance cannot stop while {vm.status}")
-    await store.shutdown(vm)
+    await store.shutdown(vm, reclaim_gpu=request.app[FAULTS].faults.reclaim_gpus_on_stop)
     return web.json_response(_summary(vm.id, vm.name, "stopping"))
 
 

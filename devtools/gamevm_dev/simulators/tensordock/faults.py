@@ -21,6 +21,12 @@ Faults are a JSON object; every key is optional (defaults = no fault):
 - `balance` (USD, default 100): below 1, creates answer 400 "Insufficient balance".
 - `wolf_silent` (bool): VMs created while set boot and run, but their Wolf never answers
   (as when the gaming stack failed to install); they still bill as running.
+- `errors_with_200` (bool): every error body is sent with HTTP 200 (TensorDock does this
+  for some errors; clients must read the body of every 2xx).
+- `list_shape`: `GET /instances` as "instances" (documented `data.instances[]`,
+  default), "attributes" (`data.attributes.instances[]`) or "flat" (`data[]`).
+- `reclaim_gpus_on_stop` (bool): a GPU VM that stops becomes `stoppeddisassociated` and
+  its GPU goes to another renter (as on low-tier hosts): starting it again answers 400.
 - `methods` (e.g. ["POST"]) and `paths` (prefixes under /api/v2, e.g. ["/instances"]):
   restrict latency/5xx/429/timeout faults to matching requests. Counts (`*_next`)
   are consumed only by matching requests.
@@ -34,6 +40,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
 CrashMode = Literal["drop", "500"]
+ListShape = Literal["instances", "attributes", "flat"]
 
 
 @dataclass
@@ -59,6 +66,9 @@ class Faults:
     crash_mode: CrashMode = "drop"
     balance: float = 100.0
     wolf_silent: bool = False
+    errors_with_200: bool = False
+    list_shape: ListShape = "instances"
+    reclaim_gpus_on_stop: bool = False
     methods: list[str] | None = None
     paths: list[str] | None = None
 
@@ -74,6 +84,8 @@ class Faults:
         faults = cls(**values)
         if faults.crash_mode not in ("drop", "500"):
             raise ValueError("crash_mode must be 'drop' or '500'")
+        if faults.list_shape not in ("instances", "attributes", "flat"):
+            raise ValueError("list_shape must be 'instances', 'attributes' or 'flat'")
         if not 500 <= faults.error_status <= 599:
             raise ValueError("error_status must be 5xx")
         return faults

@@ -2,27 +2,42 @@
 
 Lifecycle (delays x `delay_scale`; 0 = instant, done inside the request):
 create -> `starting` -(boot_s)-> `running`; stop: `stopping` -(stop_s)-> `stopped`;
-start: `starting` -(boot_s)-> `running`. While `running`, a WolfResponder answers on
+start: `starting` -(boot_s)-> `running`. The image is plain Ubuntu: nothing answers on
+Wolf's port unless the create's `cloud_init` installs and starts Wolf (see
+`cloudinit`). On the first boot the VM "runs" its user data after `configure_s`: Wolf
+starts when the user data would start it, and the report the user data would POST is
+POSTed (with retries). Later boots start Wolf again (an enabled systemd unit) without
+a new report (cloud-init runs once per instance). Wolf answers on
 127.0.0.1:<port>, published as the port forward 47989 -> <port>; SSH (22) gets a
 reserved loopback port number that nothing listens on. A stopped VM keeps its
-reservation (GPU and ports); whether real v2 stop releases the GPU is UNCONFIRMED.
+reservation (GPU and ports) unless the fault `reclaim_gpus_on_stop` gives its GPU to
+another renter (`stoppeddisassociated`; starting it answers 400); whether real v2 stop
+releases the GPU is UNCONFIRMED.
 Names are not unique (TensorDock does not enforce it), so double creates are visible.
 """
 
 import asyncio
 import json
+import logging
 import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
 from gamevm_dev.simulators.ports import LOOPBACK, SSH_PORT, WOLF_HTTP_PORT, free_port
 from gamevm_dev.simulators.tensordock import catalog
+from gamevm_dev.simulators.tensordock.cloudinit import Plan, interpret
 from gamevm_dev.simulators.wolf import WolfResponder, WolfState
 
 BOOT_S = 45.0
 STOP_S = 15.0
+CONFIGURE_S = 240.0
+"""Driver, Docker and Wolf image downloads on a fresh VM take minutes."""
+REPORT_ATTEMPTS = 20
+log = logging.getLogger(__name__)
 
 
 class ApiError(Exception):
@@ -50,7 +65,7 @@ class Request:
     hostnode_id: str | None
     dedicated_ip: bool
     internal_ports: list[int]
-    has_cloud_init: bool
+    cloud_init: dict[str, Any] | None
 
 
 @dataclass
@@ -75,8 +90,22 @@ class VM:
     wolf_state: WolfState = WolfState.FREE
     wolf_silent: bool = False
     """Boots and bills, but no Wolf ever answers (fault `wolf_silent`)."""
+    cloud_init: dict[str, Any] | None = field(default=None, repr=False)
+    configured: bool = False
+    """The user data ran (first boot)."""
+    report: str | None = None
+    """What happened to the report POST: None (none yet), 'sent <status>', 'failed ...'."""
+    gpu_reclaimed: bool = False
+    """`stoppeddisassociated`: another renter holds this VM's GPU."""
+    reclaim_on_stop: bool = False
     wolf: WolfResponder | None = field(default=None, repr=False)
     transition: asyncio.Task[None] | None = field(default=None, repr=False)
+    configuring: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    @property
+    def plan(self) -> Plan:
+        """What the VM's user data does."""
+        return interpret(self.cloud_init)
 
     @property
     def deleted(self) -> bool:
@@ -108,6 +137,10 @@ class VM:
             "deleted_at": self.deleted_at,
             "wolf_state": self.wolf_state.value,
             "wolf_silent": self.wolf_silent,
+            "cloud_init": self.cloud_init,
+            "configured": self.configured,
+            "report": self.report,
+            "gpu_reclaimed": self.gpu_reclaimed,
         }
 
     @classmethod
@@ -131,6 +164,10 @@ class VM:
             deleted_at=data["deleted_at"],
             wolf_state=WolfState(data["wolf_state"]),
             wolf_silent=bool(data.get("wolf_silent", False)),
+            cloud_init=data.get("cloud_init"),
+            configured=bool(data.get("configured", False)),
+            report=data.get("report"),
+            gpu_reclaimed=bool(data.get("gpu_reclaimed", False)),
         )
 
 
@@ -154,17 +191,20 @@ class Store:
         self.state_file = state_file
         self.vms: dict[str, VM] = {}
         self.create_calls = 0
+        self.reclaimed: dict[str, dict[str, int]] = {}
+        """GPUs other renters took from stopped VMs, by hostnode and model."""
+        self._session: aiohttp.ClientSession | None = None
 
     # -- capacity ---------------------------------------------------------------------
 
     def used(self, hostnode_id: str) -> tuple[dict[str, int], int, int, int]:
         """GPUs by model, vCPUs, RAM and storage held by live VMs on a hostnode."""
-        gpus: dict[str, int] = {}
+        gpus: dict[str, int] = dict(self.reclaimed.get(hostnode_id, {}))
         vcpus = ram = storage = 0
         for vm in self.vms.values():
             if vm.deleted or vm.hostnode_id != hostnode_id:
                 continue
-            if vm.gpu_model:
+            if vm.gpu_model and not vm.gpu_reclaimed:
                 gpus[vm.gpu_model] = gpus.get(vm.gpu_model, 0) + vm.gpu_count
             vcpus += vm.vcpus
             ram += vm.ram_gb
@@ -225,6 +265,7 @@ class Store:
             forwards=forwards,
             price_per_hr=price_per_hr(hostnode, req),
             created_at=time.time(),
+            cloud_init=req.cloud_init,
         )
         self.vms[vm.id] = vm
         self.save()
@@ -235,9 +276,18 @@ class Store:
         vm.status = "starting"
         await self._transition(vm, BOOT_S, self._finish_boot)
 
-    async def shutdown(self, vm: VM) -> None:
-        """`stopping` -> `stopped`; Wolf stops answering at once."""
+    def restartable(self, vm: VM) -> bool:
+        """Whether a `stoppeddisassociated` VM's GPU is free again (it never is while
+        another renter holds it)."""
+        if not vm.gpu_reclaimed or vm.gpu_model is None:
+            return True
+        free, *_ = self.free(vm.hostnode)
+        return free.get(vm.gpu_model, 0) >= vm.gpu_count
+
+    async def shutdown(self, vm: VM, *, reclaim_gpu: bool = False) -> None:
+        """`stopping` -> `stopped` (or `stoppeddisassociated`); Wolf stops at once."""
         vm.status = "stopping"
+        vm.reclaim_on_stop = reclaim_gpu and vm.gpu_model is not None
         await self._stop_wolf(vm)
         await self._transition(vm, STOP_S, self._finish_stop)
 
@@ -262,6 +312,7 @@ class Store:
             self._cancel(vm)
             await self._stop_wolf(vm)
         self.vms.clear()
+        self.reclaimed.clear()
         self.create_calls = 0
         self.save()
 
@@ -271,13 +322,14 @@ class Store:
             return
         data = json.loads(self.state_file.read_text())
         self.create_calls = int(data.get("create_calls", 0))
+        self.reclaimed = data.get("reclaimed", {})
         for raw in data.get("instances", []):
             vm = VM.from_json(raw)
             self.vms[vm.id] = vm
             if vm.status in ("starting", "running"):
                 await self.boot(vm)
             elif vm.status == "stopping":
-                vm.status = "stopped"
+                vm.status = "stoppeddisassociated" if vm.gpu_reclaimed else "stopped"
 
     def save(self) -> None:
         """Write the state file atomically (when configured)."""
@@ -285,6 +337,7 @@ class Store:
             return
         payload = {
             "create_calls": self.create_calls,
+            "reclaimed": self.reclaimed,
             "instances": [vm.to_json() for vm in self.vms.values()],
         }
         tmp = self.state_file.with_suffix(".tmp")
@@ -296,6 +349,9 @@ class Store:
         for vm in self.vms.values():
             self._cancel(vm)
             await self._stop_wolf(vm)
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
     async def _transition(self, vm: VM, seconds: float, finish: Any) -> None:
         self._cancel(vm)
@@ -315,10 +371,72 @@ class Store:
     async def _finish_boot(self, vm: VM) -> None:
         if vm.deleted:
             return
-        if vm.wolf_silent:
-            vm.status = "running"
-            self.save()
+        vm.status = "running"
+        self.save()
+        if vm.configured:
+            if self._wolf_installed(vm):  # an enabled systemd unit comes back with the VM
+                await self._start_wolf(vm)
             return
+        delay = CONFIGURE_S * self.delay_scale
+        if delay <= 0:
+            await self._configure(vm)
+        else:
+            vm.configuring = asyncio.create_task(self._configure_later(vm, delay))
+
+    @staticmethod
+    def _wolf_installed(vm: VM) -> bool:
+        """The user data starts Wolf, and the install did not fail (fault `wolf_silent`)."""
+        return vm.plan.starts_wolf and not vm.wolf_silent
+
+    async def _configure_later(self, vm: VM, delay: float) -> None:
+        await asyncio.sleep(delay)
+        vm.configuring = None
+        await self._configure(vm)
+
+    async def _configure(self, vm: VM) -> None:
+        """The user data's first run: Wolf (when set up), then the report (when asked)."""
+        if vm.deleted or vm.status != "running" or vm.configured:
+            return
+        plan = vm.plan
+        vm.configured = True
+        wolf = self._wolf_installed(vm)
+        if wolf:
+            await self._start_wolf(vm)
+        self.save()
+        if plan.report_url and plan.token:
+            body = {
+                "gamingEnvironmentReady": wolf,
+                "gamesMounted": plan.mounts_library,
+                "message": "configured" if wolf else "failed steps: wolf",
+            }
+            task = asyncio.create_task(self._report(vm, plan.report_url, plan.token, body))
+            vm.configuring = task
+
+    async def _report(self, vm: VM, url: str, token: str, body: dict[str, Any]) -> None:
+        """POST the report like the user data's curl loop: retried with backoff."""
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20))
+        delay = 0.2
+        for _attempt in range(REPORT_ATTEMPTS):
+            if vm.deleted:
+                return
+            try:
+                async with self._session.post(
+                    url, json=body, headers={"Authorization": f"Bearer {token}"}
+                ) as response:
+                    if response.status < 300:
+                        vm.report = f"sent {response.status}"
+                        self.save()
+                        return
+                    vm.report = f"failed HTTP {response.status}"
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                vm.report = f"failed {type(exc).__name__}"
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+        log.warning("VM %s: the configuration report to %s was never accepted", vm.name, url)
+        self.save()
+
+    async def _start_wolf(self, vm: VM) -> None:
         wolf = WolfResponder(f"tensordock-{vm.name}", state=vm.wolf_state)
         wanted = vm.forwards.get(WOLF_HTTP_PORT, 0)
         try:
@@ -327,13 +445,21 @@ class Store:
             port = await wolf.start(0)  # the old external port is taken: a new forward
         vm.forwards[WOLF_HTTP_PORT] = port
         vm.wolf = wolf
-        vm.status = "running"
         self.save()
 
     async def _finish_stop(self, vm: VM) -> None:
         if vm.deleted:
             return
         vm.status = "stopped"
+        if vm.reclaim_on_stop and vm.gpu_model is not None:
+            # Other renters take the released GPU, and every free one of that model, at
+            # once (low-tier hosts reclaim GPUs from stopped VMs).
+            vm.status = "stoppeddisassociated"
+            vm.gpu_reclaimed = True
+            vm.reclaim_on_stop = False
+            free = self.free(vm.hostnode)[0].get(vm.gpu_model, 0)
+            host = self.reclaimed.setdefault(vm.hostnode_id, {})
+            host[vm.gpu_model] = host.get(vm.gpu_model, 0) + max(0, free)
         self.save()
 
     async def _stop_wolf(self, vm: VM) -> None:
@@ -343,9 +469,11 @@ class Store:
 
     @staticmethod
     def _cancel(vm: VM) -> None:
-        if vm.transition is not None and vm.transition is not asyncio.current_task():
-            vm.transition.cancel()
+        for task in (vm.transition, vm.configuring):
+            if task is not None and task is not asyncio.current_task():
+                task.cancel()
         vm.transition = None
+        vm.configuring = None
 
 
 def default_ports(requested: list[int]) -> list[int]:
@@ -408,6 +536,9 @@ def control_view(vm: VM) -> dict[str, Any]:
         "deleted_at": vm.deleted_at,
         "wolf_state": vm.wolf_state.value,
         "wolf_port": vm.wolf.port if vm.wolf is not None else None,
+        "configured": vm.configured,
+        "wolf_installed": vm.plan.starts_wolf,
+        "report": vm.report,
         "forwards": {str(k): v for k, v in vm.forwards.items()},
         "price_per_hr": vm.price_per_hr,
     }

@@ -254,6 +254,9 @@ def test_a_vm_without_the_wolf_setup_stays_configuring(
     gamevms.wait_phase("plain", "stopped")
     uid = (gamevms.get("plain") or {})["metadata"]["uid"]
     plain_id = asyncio.run(_create_plain_instance(gamevm_operator, instance_name(uid)))
+    # The operator's shared instance list is refreshed once per interval: wait for one
+    # that can show the instance made behind its back.
+    time.sleep(float(Settings.model_fields["provider_list_interval"].default) + 1)
     gamevms.apply(
         "plain", runStrategy="Always", userLocation={"latitude": 32.78, "longitude": -96.8}
     )

@@ -77,7 +77,9 @@ def test_silent_wolf_is_configuring_then_stopped_at_the_provisioning_deadline(
     status = gamevms.status("silent")
     assert status["phase"] == "configuring"
     assert status.get("gamingEnvironmentReady") is not True
-    assert _cond(status, "EnvironmentReady")["reason"] == "WolfNotAnswering"
+    # The VM's user data waited for Wolf in vain and reported the failed step.
+    assert _cond(status, "EnvironmentReady")["reason"] == "ConfigurationFailed"
+    assert "failed steps: wolf" in status["message"]
     assert _cond(status, "Ready")["status"] == "False"
     instance_id = status["providerInstanceId"]
     assert _instance(gamevm_operator, instance_id)["status"] in BILLING

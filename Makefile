@@ -82,7 +82,7 @@ image:
 # Runs the built image as uid 65532 with a read-only root filesystem against the local
 # stack's API server and checks /healthz and a GameVM reaching `running`.
 image-test: relink
-	$(BIN)/python -m gamevm_dev.imagetest --image "$(IMAGE)"
+	$(BIN)/python -m gamevm_dev.imagetest --image "$(IMAGE)" $(if $(filter cloudypad,$(IMAGE_TARGET)),--cloudypad)
 
 # kubectl apply of the base (or OVERLAY) with the image you pushed: IMG=<registry>/<name>:<tag>.
 OVERLAY ?= manifests

@@ -105,10 +105,21 @@ def _b64decode(text: str) -> bytes:
     return base64.b64decode(text)
 
 
-def runner_script(rootfs: Path, secrets: Path, env: dict[str, str], argv: list[str]) -> str:
+def runner_script(
+    rootfs: Path,
+    secrets: Path,
+    env: dict[str, str],
+    argv: list[str],
+    volumes: dict[str, Path] | None = None,
+) -> str:
     """The shell run inside `unshare --mount --pid --fork`: a read-only root, tmpfs /tmp and
-    /run, the token mounted like the kubelet's, then chroot to the image's user."""
+    /run, the token mounted like the kubelet's, `volumes` (path in the image: host folder)
+    bind-mounted writable like PersistentVolumeClaims, then chroot to the image's user."""
     r = shlex.quote(str(rootfs))
+    binds = [
+        f"mount --bind {shlex.quote(str(host))} {r}/{shlex.quote(inside.lstrip('/'))}"
+        for inside, host in (volumes or {}).items()
+    ]
     environment = " ".join(shlex.quote(f"{k}={v}") for k, v in sorted(env.items()))
     command = " ".join(shlex.quote(a) for a in argv)
     return "\n".join(
@@ -121,6 +132,7 @@ def runner_script(rootfs: Path, secrets: Path, env: dict[str, str], argv: list[s
             f"mount -t tmpfs -o size=1m,mode=0755 tmpfs {r}/run",
             f"mkdir -p {r}/{TOKEN_DIR}",
             f"mount --bind -o ro {shlex.quote(str(secrets))} {r}/{TOKEN_DIR}",
+            *binds,
             f"mount -o remount,bind,ro {r}",
             f"exec chroot --userspec=65532:65532 {r} /usr/bin/env -i {environment} {command}",
         ]
@@ -274,6 +286,60 @@ def check_image(args: argparse.Namespace, stack: Stack, container: Container) ->
     log(f"GameVM {PLAYERS}/from-the-image is running after {took:.1f}s")
     with urllib.request.urlopen(healthz, timeout=5) as response:
         log(f"healthz body: {response.read().decode()[:200]}")
+    if args.cloudypad:
+        check_cloudypad(container, rootfs, secrets, stack.root.parent)
+
+
+def run_once(
+    rootfs: Path, secrets: Path, env: dict[str, str], argv: list[str], volumes: dict[str, Path]
+) -> subprocess.CompletedProcess[str]:
+    """One command in a fresh container on the image (a new pod on the same volumes)."""
+    script = runner_script(rootfs, secrets, env, argv, volumes)
+    return subprocess.run(
+        ["unshare", "--mount", "--pid", "--fork", "--propagation", "private", "sh", "-c", script],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+
+
+def check_cloudypad(container: Container, rootfs: Path, secrets: Path, state: Path) -> None:
+    """The `cloudypad` target: the CLI runs as 65532 on the read-only root with its state
+    on a volume at GAMEVM_CLOUDYPAD_HOME, and the state outlives the container."""
+    env = dict(item.split("=", 1) for item in container.config.get("Env") or [])
+    home = env["GAMEVM_CLOUDYPAD_HOME"]
+    volume = state / "cloudypad-volume"
+    volume.mkdir(exist_ok=True)
+    os.chown(volume, 65532, 65532)  # what the pod's fsGroup does for the claim
+    env |= {"CLOUDYPAD_HOME": home, "CLOUDYPAD_ANALYTICS_DISABLE": "true"}
+    env["CLOUDYPAD_CONTAINER_NO_TTY"] = "1"
+    name = "image-test-proof"
+    # CloudyPad's offline `dummy` provider, every prompt answered by a flag.
+    create = ["create", "dummy", "--name", name, "--yes", "--overwrite-existing"]
+    create += ["--skip-pairing", "--streaming-server", "wolf", "--autostop", "false"]
+    steps = [
+        ["cloudypad", "--version"],
+        ["cloudypad", *create, "--instance-type", "dummy-1"],
+        ["cloudypad", "get", name],  # a new container: the state came from the volume
+        ["cloudypad", "destroy", name, "--yes"],
+    ]
+    for argv in steps:
+        started = time.monotonic()
+        result = run_once(rootfs, secrets, env, argv, {home: volume})
+        took = time.monotonic() - started
+        out = (result.stdout + result.stderr).strip().splitlines()
+        log(f"`{shlex.join(argv)}` exit {result.returncode} in {took:.1f}s: {out[-1:]}")
+        if result.returncode != 0:
+            raise RuntimeError(f"`{shlex.join(argv)}` failed:\n" + "\n".join(out[-15:]))
+        if argv[1] == "create":
+            # 0.45.1 exits 0 even when a prompt fails: the state file is the proof.
+            state_file = volume / "instances" / name / "state.yml"
+            if not state_file.is_file():
+                raise RuntimeError(f"create left no {state_file}:\n" + "\n".join(out[-15:]))
+            log(f"state written to the volume: {state_file.relative_to(volume)}")
+    files = sorted(str(p.relative_to(volume)) for p in volume.rglob("*") if p.is_file())
+    log(f"state on the volume after destroy: {files[:8]}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -282,6 +348,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--state-dir", default=str(REPO_ROOT / "build" / "image-test"))
     parser.add_argument("--timeout", type=float, default=180.0)
     parser.add_argument("--keep-stack", action="store_true", help="leave the local stack up")
+    parser.add_argument(
+        "--cloudypad", action="store_true", help="also run the CloudyPad CLI (target cloudypad)"
+    )
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         log("needs root: mount, unshare and chroot build the container by hand")

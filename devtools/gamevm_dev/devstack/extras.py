@@ -278,7 +278,9 @@ class SamplesStep(Step):
 
     name = "samples"
     folder: ClassVar[Path] = REPO_ROOT / "manifests" / "samples"
-    running_timeout: ClassVar[float] = 180.0
+    running_timeout: ClassVar[float] = 300.0
+    """The simulated CloudyPad create alone takes about 3 min (realistic delays; set
+    CLOUDYPAD_SIM_DELAY_SCALE=0.2 for a faster one)."""
     poll_seconds: ClassVar[float] = 2.0
     report_seconds: ClassVar[float] = 10.0
 

@@ -7,6 +7,7 @@ Progress goes to stderr; stdout carries only shell-sourceable `export` lines, so
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -16,6 +17,9 @@ from gamevm_dev.devstack.binaries import BinaryNotFoundError
 from gamevm_dev.devstack.stack import Stack, StackError
 from gamevm_dev.devstack.state import PortTakenError, default_state_dir
 from gamevm_dev.devstack.steps import default_steps
+
+TENSORDOCK_URL_ENV = "GAMEVM_DEV_TENSORDOCK_URL"
+TENSORDOCK_TOKEN_ENV = "GAMEVM_DEV_TENSORDOCK_TOKEN"  # noqa: S105 - a variable name
 
 
 def _print_exports(stack: Stack) -> None:
@@ -29,7 +33,16 @@ def _print_exports(stack: Stack) -> None:
 def dev_main(action: str, args: argparse.Namespace) -> int:
     """Run `dev up`, `dev down` or `dev status`; returns the exit code."""
     root = Path(args.state_dir) if args.state_dir else default_state_dir()
-    stack = Stack(root, steps=default_steps(with_operator=not args.no_operator))
+    try:
+        steps = default_steps(
+            with_operator=not args.no_operator,
+            tensordock_url=args.tensordock_url,
+            tensordock_token=args.tensordock_token,
+        )
+    except ValueError as exc:
+        print(f"[dev] {exc}", file=sys.stderr)
+        return 2
+    stack = Stack(root, steps=steps)
     if action == "up":
         started = time.monotonic()
         try:
@@ -64,6 +77,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("action", choices=["up", "down", "status", "prefetch"])
     parser.add_argument("--state-dir", default=None, help="state folder (default: .dev)")
     parser.add_argument("--no-operator", action="store_true", help="do not start the operator")
+    parser.add_argument(
+        "--tensordock-url",
+        default=os.environ.get(TENSORDOCK_URL_ENV) or None,
+        help="a TensorDock-compatible endpoint (base URL ending in /api/v2) to use instead "
+        f"of the bundled simulator (env {TENSORDOCK_URL_ENV})",
+    )
+    parser.add_argument(
+        "--tensordock-token",
+        default=os.environ.get(TENSORDOCK_TOKEN_ENV) or None,
+        help=f"its bearer token (env {TENSORDOCK_TOKEN_ENV}; default: the simulator's)",
+    )
     return parser
 
 

@@ -121,6 +121,23 @@ class TensorDockSimulatorStep(ProcessStep):
         stack.state.exports["GAMEVM_TENSORDOCK_API_URL"] = f"http://127.0.0.1:{port}{api_path}"
 
 
+class ExternalTensorDockStep(Step):
+    """`--tensordock-url`: any TensorDock-compatible endpoint the stack does not start
+    (a simulator run elsewhere, a recording proxy, the real API). Only its URL is
+    exported; nothing is started or stopped."""
+
+    name = "tensordock-simulator"
+
+    def __init__(self, url: str) -> None:
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"--tensordock-url must be an http(s) URL, got {url!r}")
+        self.url = url.rstrip("/")
+
+    def up(self, stack: Stack) -> str:
+        stack.state.exports["GAMEVM_TENSORDOCK_API_URL"] = self.url
+        return f"external endpoint {self.url} (no simulator started)"
+
+
 class CloudyPadSimulatorStep(Step):
     """The CloudyPad CLI simulator: no process, just its home folder and CLI path."""
 
@@ -167,6 +184,10 @@ class SimulatorCredentialsStep(Step):
 
     name = "simulator-credentials"
 
+    def __init__(self, tensordock_token: str | None = None) -> None:
+        self.tensordock_token = tensordock_token
+        """Given with `--tensordock-token`: written even over an existing value."""
+
     def _values(self, stack: Stack) -> dict[str, str]:
         from gamevm.providers.credentials import CREDENTIAL_KEYS, TENSORDOCK_TOKEN
 
@@ -174,8 +195,11 @@ class SimulatorCredentialsStep(Step):
         for keys in CREDENTIAL_KEYS.values():
             for key in keys.required:
                 values[key] = f"gamevm-dev-{key.lower().replace('_', '-')}"
-        app = importlib.import_module(f"{TensorDockSimulatorStep.module_name}.app")
-        values[TENSORDOCK_TOKEN] = str(app.DEFAULT_TOKEN)
+        if self.tensordock_token:
+            values[TENSORDOCK_TOKEN] = self.tensordock_token
+        else:
+            app = importlib.import_module(f"{TensorDockSimulatorStep.module_name}.app")
+            values[TENSORDOCK_TOKEN] = str(app.DEFAULT_TOKEN)
         # The CloudyPad simulator wants GCP credentials as a file that exists.
         gcp_file = stack.root / "cloudypad-home" / "gcp-service-account.json"
         gcp_file.parent.mkdir(parents=True, exist_ok=True)
@@ -209,7 +233,12 @@ class SimulatorCredentialsStep(Step):
             stack.kubectl("create", "-f", "-", input_text=json.dumps(secret))
             return f"created secret {where} (simulator values)"
         present = set(json.loads(found.stdout).get("data") or {})
-        missing = {k: v for k, v in self._values(stack).items() if k not in present}
+        values = self._values(stack)
+        missing = {k: v for k, v in values.items() if k not in present}
+        if self.tensordock_token:
+            from gamevm.providers.credentials import TENSORDOCK_TOKEN
+
+            missing[TENSORDOCK_TOKEN] = values[TENSORDOCK_TOKEN]
         if not missing:
             return f"secret {where} complete, left as is"
         stack.kubectl(

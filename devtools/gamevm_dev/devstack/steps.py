@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from gamevm_dev.devstack.extras import (
     CloudyPadSimulatorStep,
+    ExternalTensorDockStep,
     MongoStep,
     OperatorStep,
     SamplesStep,
@@ -17,17 +18,29 @@ CONTROL_PLANE = ("etcd", "kube-apiserver", "kube-controller-manager")
 """Steps of the Kubernetes control plane alone (what the pytest fixtures start)."""
 
 
-def default_steps(with_operator: bool = True) -> list[Step]:
-    """Every step of `gamevm-dev up`, in start order."""
+def default_steps(
+    with_operator: bool = True,
+    *,
+    tensordock_url: str | None = None,
+    tensordock_token: str | None = None,
+) -> list[Step]:
+    """Every step of `gamevm-dev up`, in start order.
+
+    `tensordock_url`: use that TensorDock-compatible endpoint instead of starting the
+    bundled simulator (`tensordock_token`: its bearer token, default the simulator's).
+    """
+    tensordock: Step = (
+        ExternalTensorDockStep(tensordock_url) if tensordock_url else TensorDockSimulatorStep()
+    )
     return [
         EtcdStep(),
         ApiServerStep(),
         ControllerManagerStep(),
         CrdStep(),
         MongoStep(),
-        TensorDockSimulatorStep(),
+        tensordock,
         CloudyPadSimulatorStep(),
-        SimulatorCredentialsStep(),
+        SimulatorCredentialsStep(tensordock_token=tensordock_token),
         OperatorStep(enabled=with_operator),
         SamplesStep(),
     ]

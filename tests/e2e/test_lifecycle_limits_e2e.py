@@ -9,14 +9,21 @@ operator is stopped (the restarted operator reads it from status), as a long nig
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.fixtures.operator_env import GameVMs, OperatorUnderTest, premium_config
-from tests.fixtures.stack import Kubectl
+from tests.fixtures.operator_env import (
+    GameVMs,
+    OperatorUnderTest,
+    premium_config,
+    start_operator,
+)
+from tests.fixtures.simulators import CloudyPadSimHandle, TensorDockSimHandle
+from tests.fixtures.stack import Kubectl, OperatorProcess
 
 pytestmark = pytest.mark.e2e
 
@@ -166,8 +173,23 @@ def test_what_the_config_forbids_is_not_provisioned(
 
 
 def test_no_path_creates_a_vm_above_its_cost_cap(
-    gamevm_operator: OperatorUnderTest, gamevms: GameVMs, kubectl: Kubectl
+    kubectl: Kubectl,
+    operator_ns: str,
+    operator_process: Callable[..., OperatorProcess],
+    tensordock_sim: TensorDockSimHandle,
+    cloudypad_sim: CloudyPadSimHandle,
+    gamevms: GameVMs,
 ) -> None:
+    # No retries inside one provider call: a failed create comes back as a new step, which
+    # takes the chosen offer again (from the offer cache).
+    gamevm_operator = start_operator(
+        kubectl,
+        operator_ns,
+        operator_process,
+        tensordock_sim,
+        cloudypad_sim,
+        {"GAMEVM_HTTP_RETRIES": "0"},
+    )
     retro_cap = 0.05
     _apply(
         kubectl,
@@ -187,29 +209,41 @@ def test_no_path_creates_a_vm_above_its_cost_cap(
             },
         },
     )
-    dallas = {"latitude": 32.7767, "longitude": -96.7970}
     try:
-        # A premium VM's chosen offer is cached; a retro VM right after asks for the same
-        # placement: it must get its own, cheap shape.
+        dallas = {"latitude": 32.7767, "longitude": -96.7970}
+        # A premium VM chooses a hostnode, but its creates fail (5xx, retried with backoff,
+        # each retry taking the chosen offer again) until a retro VM has chosen the same
+        # hostnode: when the premium VM's create goes through, both chosen offers are in
+        # the offer cache. Each must get its own shape and price.
+        failing = {"error_rate": 1.0, "methods": ["POST"], "paths": ["/instances"]}
+        asyncio.run(gamevm_operator.tensordock.set_faults(failing))
+
+        def chosen(status: dict[str, Any]) -> bool:
+            return bool((status.get("decision") or {}).get("chosenPlacement"))
+
         gamevms.apply("big", userLocation=dallas)
-        gamevms.wait("big", lambda s: bool(s.get("providerInstanceId")), timeout=60)
-        body = {
+        gamevms.wait("big", chosen, timeout=60, what="a placement chosen")
+        small_vm = {
             "apiVersion": "gamevm.dev/v1alpha1",
             "kind": "GameVM",
             "metadata": {"name": "small", "namespace": gamevms.namespace},
             "spec": {"consoleType": "nes", "userLocation": dallas},
         }
-        _apply(kubectl, body)
-        small = gamevms.wait_phase("small", "running", timeout=60)
-        big = gamevms.status("big")
+        _apply(kubectl, small_vm)
+        gamevms.wait("small", chosen, timeout=60, what="a placement chosen")
+        time.sleep(3)  # creates in flight before the retro choice have failed by now
+        asyncio.run(gamevm_operator.tensordock.set_faults({}))
+        small = gamevms.wait("small", lambda s: bool(s.get("providerInstanceId")), timeout=60)
+        big = gamevms.wait("big", lambda s: bool(s.get("providerInstanceId")), timeout=60)
         assert big["decision"]["chosenPlacement"] == small["decision"]["chosenPlacement"], (
             "both chose one hostnode (the case the offer cache once mixed up)"
         )
         retro = _instance(gamevm_operator, small["providerInstanceId"])
         premium = _instance(gamevm_operator, big["providerInstanceId"])
-        assert premium["price_per_hr"] > retro_cap
         assert retro["price_per_hr"] <= retro_cap, retro
-        assert retro["gpu_model"] is None
+        assert retro["gpu_model"] is None, retro
+        assert premium["gpu_model"] is not None, premium
+        assert premium["price_per_hr"] > retro_cap, premium
         for instance in _live(gamevm_operator):
             assert instance["price_per_hr"] <= 2.0, instance
     finally:
@@ -230,13 +264,15 @@ def test_events_come_from_gamevm_operator_and_it_never_writes_spec(
         assert event.get("reportingComponent") == "gamevm-operator", event
     body = gamevms.get("owner", managed_fields=True)
     assert body is not None
-    managers = {entry["manager"]: entry for entry in body["metadata"]["managedFields"]}
-    assert "gamevm-operator" in managers, list(managers)
-    for manager, entry in managers.items():
-        if manager.startswith("kubectl"):
+    entries = body["metadata"]["managedFields"]
+    # One entry per manager and subresource (the operator has one for status, and one for
+    # the annotations it consumes): none of the operator's may own a spec field.
+    assert "gamevm-operator" in {e["manager"] for e in entries}, entries
+    for entry in entries:
+        if entry["manager"].startswith("kubectl"):
             continue  # the user's own writes (apply, annotate)
         owned = entry.get("fieldsV1", {})
-        assert "f:spec" not in owned, f"{manager} owns spec fields: {owned}"
+        assert "f:spec" not in owned, f"{entry['manager']} owns spec fields: {owned}"
 
 
 def test_pause_stops_acting_and_synced_recovers(
@@ -244,7 +280,7 @@ def test_pause_stops_acting_and_synced_recovers(
 ) -> None:
     gamevms.apply("pausy", autoStopTimeout=1800)
     status = gamevms.wait_phase("pausy", "running")
-    assert _cond(status, "Synced")["status"] == "True"
+    assert _cond(status, "Synced").get("status") == "True", status
     gamevms.annotate("pausy", "gamevm.dev/paused=true")
     gamevms.wait(
         "pausy",

@@ -307,9 +307,10 @@ class SamplesStep(Step):
 
     name = "samples"
     folder: ClassVar[Path] = REPO_ROOT / "manifests" / "samples"
-    running_timeout: ClassVar[float] = 300.0
-    """The simulated CloudyPad create alone takes about 3 min (realistic delays; set
-    CLOUDYPAD_SIM_DELAY_SCALE=0.2 for a faster one)."""
+    running_timeout: ClassVar[float] = 600.0
+    """Up to 10 min: the simulators keep realistic delays (a CloudyPad create takes about
+    3 min, a TensorDock VM's cloud-init about 4 min on a busy 2-core machine).
+    GAMEVM_DEV_SAMPLES_WAIT=<seconds> changes it; 0 does not wait."""
     poll_seconds: ClassVar[float] = 2.0
     report_seconds: ClassVar[float] = 10.0
 
@@ -326,7 +327,12 @@ class SamplesStep(Step):
         operator = next((s for s in stack.steps if isinstance(s, OperatorStep)), None)
         if operator is None or not operator.enabled:
             return f"{applied}; no operator, not waiting for them"
+        if self._timeout() <= 0:
+            return f"{applied}; not waiting for them (GAMEVM_DEV_SAMPLES_WAIT=0)"
         return f"{applied}; {self._wait_running(stack)}"
+
+    def _timeout(self) -> float:
+        return float(os.environ.get("GAMEVM_DEV_SAMPLES_WAIT", self.running_timeout))
 
     def _phases(self, stack: Stack) -> dict[str, str]:
         listed = stack.kubectl(
@@ -345,7 +351,8 @@ class SamplesStep(Step):
         started = time.monotonic()
         last_report = started
         phases: dict[str, str] = {}
-        while time.monotonic() - started < self.running_timeout:
+        timeout = self._timeout()
+        while time.monotonic() - started < timeout:
             phases = self._phases(stack)
             waiting = {name: phase for name, phase in phases.items() if phase != "running"}
             if phases and not waiting:
@@ -356,13 +363,13 @@ class SamplesStep(Step):
                 stack.progress(
                     f"samples: {len(phases) - len(waiting)}/{len(phases)} GameVMs running, "
                     f"waiting for {_describe(waiting)}; {now - started:.0f}s elapsed, "
-                    f"at most {self.running_timeout - (now - started):.0f}s left"
+                    f"at most {timeout - (now - started):.0f}s left"
                 )
             time.sleep(self.poll_seconds)
         waiting = {name: phase for name, phase in phases.items() if phase != "running"}
         return (
             f"{len(phases) - len(waiting)}/{len(phases)} GameVMs running after "
-            f"{self.running_timeout:.0f}s; not yet: {_describe(waiting)} "
+            f"{timeout:.0f}s; not yet: {_describe(waiting)} "
             "(kubectl describe gamevm NAME says why)"
         )
 

@@ -602,6 +602,7 @@ def main(argv: list[str] | None = None) -> int:
                         args.limit_per_minute,
                         bench_config(),
                         log,
+                        workdir / "steady.prof" if args.profile else None,
                     )
                 ),
                 name="steady",
@@ -613,6 +614,8 @@ def main(argv: list[str] | None = None) -> int:
             results.append(measure(bench, "limited", args.limited))
         if steady_thread is not None:
             steady_thread.join()
+            if args.profile:
+                print_profile(workdir / "steady.prof")
         print(report.table(results))
         if not args.only:
             headline = report.summary(results)

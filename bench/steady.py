@@ -85,8 +85,10 @@ def run_steady(
     limit_per_minute: int,
     config_manifest: dict[str, Any],
     log: Callable[[str], None],
+    profile: Path | None = None,
 ) -> dict[str, Any]:
-    """Start a private control plane, preload N running VMs, measure the operator."""
+    """Start a private control plane, preload N running VMs, measure the operator
+    (under cProfile, written to `profile` when the operator exits, when given)."""
     stack = Stack(workdir / "stack", steps=default_steps(with_operator=False), progress=log)
     processes: list[ManagedProcess] = []
     try:
@@ -119,11 +121,16 @@ def run_steady(
                 "GAMEVM_HTTP_HOST": "127.0.0.1",
                 "GAMEVM_HTTP_PORT": str(metrics_port),
                 "GAMEVM_WOLF_PROBE_ALLOW_LOOPBACK": "true",
+                **({"GAMEVM_BENCH_PROFILE": str(profile)} if profile else {}),
             }
         )
         operator = ManagedProcess(
             name="steady-operator",
-            command=operator_command(),
+            command=(
+                [sys.executable, str(REPO / "bench" / "profiled_operator.py")]
+                if profile
+                else operator_command()
+            ),
             log_path=workdir / "steady-operator.log",
             pid_path=workdir / "steady-operator.pid",
             env=env,

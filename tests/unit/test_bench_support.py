@@ -123,3 +123,23 @@ def test_scale_catalog_multiplies_capacity_only(monkeypatch: pytest.MonkeyPatch)
         assert node.gpus == {model: 3 * count for model, count in old.gpus.items()}
         assert node.location == old.location
         assert catalog.HOSTNODES_BY_ID[node.id] is node
+
+
+def test_limited_figures_and_scale_targets() -> None:
+    from bench.report import limited_summary, scale_target_lines
+    from bench.run import limited_figures
+
+    run = _run("limited", 100, 130.0)
+    run.sim_requests = {"POST /instances": 100, "GET /instances/{id}": 100, "GET /instances": 12}
+    run.figures = {"mongo_vm_writes": 300, "observe_requests_per_min": 6.0}
+    writes = {("PATCH", "gamevms", "status"): 300, ("POST", "gamevms", ""): 100}
+    limited_figures(run, writes, 100)  # type: ignore[arg-type]
+    assert run.figures["limited_floor_s"] == 61.8  # 60 x (100 + 3) / 100
+    assert run.figures["provider_requests_per_vm"] == 2.12
+    assert run.figures["mongo_writes_per_change"] == 1.0
+    summary_keys = limited_summary(run, 100)
+    for key in ("limited_n", "limited_s", "limited_floor_s", "provider_requests_per_vm"):
+        assert key in summary_keys
+    lines = scale_target_lines({**summary_keys, "steady_n": None})
+    assert any("provider requests per VM" in line and "MISS" in line for line in lines)
+    assert any("Mongo writes per change" in line and "PASS" in line for line in lines)

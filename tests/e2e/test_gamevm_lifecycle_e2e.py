@@ -1,8 +1,11 @@
 """The operator end to end: real API server, real operator process, provider simulators."""
 
 import asyncio
+import base64
 import json
 import time
+import urllib.error
+import urllib.request
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -246,7 +249,7 @@ async def _create_plain_instance(op: OperatorUnderTest, name: str) -> str:
 
 
 def test_a_vm_without_the_wolf_setup_stays_configuring(
-    gamevm_operator: OperatorUnderTest, gamevms: GameVMs
+    gamevm_operator: OperatorUnderTest, gamevms: GameVMs, kubectl: Kubectl
 ) -> None:
     gamevms.apply(
         "plain", runStrategy="Halted", userLocation={"latitude": 32.78, "longitude": -96.8}
@@ -271,3 +274,47 @@ def test_a_vm_without_the_wolf_setup_stays_configuring(
     live = asyncio.run(_live_instances(gamevm_operator))
     assert [i["id"] for i in live] == [plain_id], "adopted, never a second instance"
     assert live[0]["wolf_port"] is None
+
+    # The report endpoint: only this VM's token, only a well-formed body.
+    secret = json.loads(
+        kubectl("get", "secret", "plain-access", "-o", "json", namespace=gamevms.namespace).stdout
+    )
+    token = base64.b64decode(secret["data"]["heartbeat-token"]).decode()
+    url = (
+        f"http://127.0.0.1:{gamevm_operator.process.http_port}"
+        f"/v1/gamevms/{gamevms.namespace}/plain/configuration"
+    )
+    report = {"gamingEnvironmentReady": True, "gamesMounted": True, "message": "by hand"}
+    assert _post(url, None, report)[0] == 401
+    assert _post(url, "wrong-token", report)[0] == 401
+    assert _post(url, token, {"gamingEnvironmentReady": "yes", "gamesMounted": True})[0] == 400
+    assert _post(url, token, report)[0] == 200
+    # Stored at once (a restart cannot lose it), but a report alone is not running:
+    # Wolf must answer too, and on this VM nothing does.
+    status = gamevms.wait(
+        "plain", lambda s: "configuration" in s, timeout=10, what="configuration stored"
+    )
+    assert status["configuration"]["ready"] is True
+    status = gamevms.wait(
+        "plain",
+        lambda s: _cond(s, "EnvironmentReady").get("reason") == "WolfNotAnswering",
+        timeout=30,
+        what="waiting for Wolf",
+    )
+    assert status["phase"] == "configuring"
+    assert status["gamesMounted"] is True, "as reported"
+    assert token not in json.dumps(status)
+
+
+def _post(url: str, token: str | None, body: object) -> tuple[int, object]:
+    headers = {"Content-Type": "application/json"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(  # noqa: S310 - loopback http
+        url, data=json.dumps(body).encode(), headers=headers, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"null")

@@ -254,6 +254,24 @@ class Container:
             subprocess.run([*BUILDAH, "rm", self.name], capture_output=True, check=False)
 
 
+DEV_NAMES = ("gamevm_dev", "gamevm-dev", "cloudypad-sim", "simulators", "devstack", "bench")
+
+
+def check_only_the_operator_ships(rootfs: Path) -> None:
+    """The image's virtualenv holds the operator and its dependencies, nothing of devtools/
+    or bench/ (the wheel test checks the wheel; this checks what the build really made)."""
+    venv = rootfs / "opt" / "venv"
+    found = [
+        str(path.relative_to(rootfs))
+        for path in venv.rglob("*")
+        if path.name in DEV_NAMES or path.name.startswith("gamevm_operator_dev")
+    ]
+    if found:
+        raise RuntimeError(f"development code in the image: {found[:10]}")
+    scripts = sorted(p.name for p in (venv / "bin").iterdir() if "gamevm" in p.name)
+    log(f"only the operator ships: /opt/venv/bin has {scripts}, no development module")
+
+
 def check_image(args: argparse.Namespace, stack: Stack, container: Container) -> None:
     """Start the image's operator on the stack; /healthz, then a GameVM to running."""
     config = container.config
@@ -262,6 +280,7 @@ def check_image(args: argparse.Namespace, stack: Stack, container: Container) ->
         f"{config.get('Entrypoint')}, workdir {config.get('WorkingDir')}"
     )
     rootfs = container.mount()
+    check_only_the_operator_ships(rootfs)
     stack.up(only=STACK_STEPS)
     install_rbac(stack)
     secrets = Path(tempfile.mkdtemp(prefix="sa-", dir=stack.root.parent))

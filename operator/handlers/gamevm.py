@@ -7,7 +7,6 @@ diff-base annotations for it, and the daemon writes status only when something c
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -130,37 +129,31 @@ async def _one_step(
         generation=meta.get("generation"),
     )
     current = runtime.written_status if runtime.written_status is not None else dict(status)
-    try:
-        spec_model = GameVMSpec.model_validate(dict(spec))
-    except ValidationError as exc:
-        await _invalid_spec(app, runtime, body, ref, current, describe_validation_error(exc))
-        return app.settings.observe_interval * 60
     status_model = GameVMStatus.model_validate(current)
-    if app.master_key is None:
-        await _write_blocked(
-            app,
-            runtime,
-            body,
-            ref,
-            status_model,
-            Reason.ACCESS_KEY_MISSING,
-            f"the operator's Secret {app.settings.credentials_secret!r} has no usable "
-            "'access-master-key' (32+ random bytes); see docs/operations.md",
-        )
-        return app.settings.retry_delay * 6
-    step_input = StepInput(
-        ref=ref,
-        spec=spec_model,
-        status=status_model,
-        annotations=dict(meta.get("annotations", {})),
-        config=config_for(configs, spec_model.console_type.value),
-        now=_now(),
-        heartbeat=runtime.heartbeat,
-        retries=runtime.retries,
-        configuration=runtime.configuration,
-    )
     try:
-        outcome = await app.reconciler.step(step_input)
+        spec_model: GameVMSpec | None = GameVMSpec.model_validate(dict(spec))
+    except ValidationError as exc:
+        spec_model = None
+        problem = describe_validation_error(exc)
+    try:
+        if spec_model is None:
+            outcome = app.reconciler.blocked(
+                ref, status_model, Reason.INVALID_SPEC, problem, _now()
+            )
+        else:
+            outcome = await app.reconciler.step(
+                StepInput(
+                    ref=ref,
+                    spec=spec_model,
+                    status=status_model,
+                    annotations=dict(meta.get("annotations", {})),
+                    config=config_for(configs, spec_model.console_type.value),
+                    now=_now(),
+                    heartbeat=runtime.heartbeat,
+                    retries=runtime.retries,
+                    configuration=runtime.configuration,
+                )
+            )
         await _apply(app, runtime, body, ref, spec_model, outcome)
     except KubeError as exc:
         # E.g. the namespace is terminating, or the API server is restarting: retry later.
@@ -176,7 +169,7 @@ async def _apply(
     runtime: VMRuntime,
     body: kopf.Body,
     ref: VMRef,
-    spec: GameVMSpec,
+    spec: GameVMSpec | None,
     outcome: Outcome,
 ) -> None:
     new_status = outcome.status.model_dump(mode="json", exclude_none=True)
@@ -203,7 +196,7 @@ async def _apply(
         ref.uid,
         phase=st.phase,
         provider=st.provider,
-        console=spec.console_type,
+        console=spec.console_type if spec else None,
         cost_per_hour=st.cost_per_hour,
     )
     if outcome.auto_stopped is not None:
@@ -226,33 +219,6 @@ async def _write_status(
         return
     await app.kube.patch_gamevm_status(ref.namespace, ref.name, patch)
     runtime.written_status = new_status
-
-
-async def _invalid_spec(
-    app: AppContext,
-    runtime: VMRuntime,
-    body: kopf.Body,
-    ref: VMRef,
-    current: Mapping[str, Any],
-    message: str,
-) -> None:
-    status_model = GameVMStatus.model_validate(current)
-    await _write_blocked(app, runtime, body, ref, status_model, Reason.INVALID_SPEC, message)
-
-
-async def _write_blocked(
-    app: AppContext,
-    runtime: VMRuntime,
-    body: kopf.Body,
-    ref: VMRef,
-    st: GameVMStatus,
-    reason: Reason,
-    message: str,
-) -> None:
-    event = enter(st, reason, message, now=_now(), generation=ref.generation)
-    await _write_status(app, runtime, ref, st.model_dump(mode="json", exclude_none=True))
-    if event is not None:
-        _post(body, [event])
 
 
 @kopf.on.event(GROUP, VERSION, GAMEVM_PLURAL)

@@ -92,6 +92,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         secrets=KubeAccessSecrets(kube),
         wolf=wolf,
         master_key=master.encode() if master else b"",
+        credentials_secret=cfg.credentials_secret,
         timings=Timings(
             observe=cfg.observe_interval,
             activity=cfg.activity_interval,

@@ -202,6 +202,7 @@ class Reconciler:
         timings: Timings,
         wolf_host: WolfHostConfig | None = None,
         secret_reader: SecretReader | None = None,
+        credentials_secret: str | None = None,
     ) -> None:
         self._providers = providers
         self._selector = selector
@@ -211,9 +212,34 @@ class Reconciler:
         self._timings = timings
         self._wolf_host = wolf_host or WolfHostConfig(public_url=None)
         self._secret_reader = secret_reader
+        self._credentials_secret = credentials_secret
+
+    def blocked(
+        self, ref: VMRef, status: GameVMStatus, reason: Reason, message: str, now: datetime
+    ) -> Outcome:
+        """A step that cannot run (the spec does not parse, no access key): say why once,
+        provision nothing, leave an existing instance as it is."""
+        st = status.model_copy(deep=True)
+        delay = self._timings.retry_base * 6
+        if reason is Reason.INVALID_SPEC:
+            delay = self._timings.idle  # an edit of the spec wakes the VM anyway
+        out = Outcome(status=st, requeue_after=delay)
+        event = enter(st, reason, message, now=now, generation=ref.generation)
+        if event is not None:
+            out.events.append(event)
+        return out
 
     async def step(self, inp: StepInput) -> Outcome:
         """One reconcile step."""
+        if not self._master_key:
+            return self.blocked(
+                inp.ref,
+                inp.status,
+                Reason.ACCESS_KEY_MISSING,
+                f"the operator's Secret {self._credentials_secret or '(credentials)'!r} has no "
+                "usable 'access-master-key' (32+ random bytes); see docs/operations.md",
+                inp.now,
+            )
         # A copy through pydantic-core: copy.deepcopy (model_copy(deep=True)) cost ~4x as
         # much, on every step of every VM (bench/README.md, steady run profile).
         st = GameVMStatus.model_validate(inp.status.model_dump())

@@ -17,6 +17,8 @@ import pytest
 import yaml
 
 from tests.fixtures.operator_env import (
+    CREDENTIALS_SECRET,
+    OPERATOR_NAMESPACE,
     GameVMs,
     OperatorUnderTest,
     premium_config,
@@ -318,3 +320,33 @@ def test_observed_generation_follows_spec_changes(
         timeout=30,
         what=f"observedGeneration {generation}",
     )
+
+
+def test_without_an_access_key_nothing_is_provisioned(
+    gamevm_operator: OperatorUnderTest, gamevms: GameVMs, kubectl: Kubectl
+) -> None:
+    gamevm_operator.process.stop()
+    kubectl(
+        "patch",
+        "secret",
+        CREDENTIALS_SECRET,
+        "--type=json",
+        "-p",
+        json.dumps([{"op": "remove", "path": "/data/access-master-key"}]),
+        namespace=OPERATOR_NAMESPACE,
+    )
+    gamevm_operator.process.restart()
+    gamevm_operator.process.wait_for_log("gamevm-operator started", timeout=60)
+    gamevms.apply("keyless")
+    status = gamevms.wait(
+        "keyless",
+        lambda s: _cond(s, "Ready").get("reason") == "AccessKeyMissing",
+        timeout=60,
+        what="Ready=False AccessKeyMissing",
+    )
+    assert status["phase"] == "error"
+    assert status.get("observedGeneration") == 1
+    time.sleep(2)
+    assert _live(gamevm_operator) == []
+    warnings = [e for e in gamevms.events("keyless") if e["reason"] == "AccessKeyMissing"]
+    assert len(warnings) == 1, warnings

@@ -372,3 +372,29 @@ def test_provisioning_timeouts_are_counted() -> None:
     before = value()
     metrics.count_provisioning_timeout(CloudProvider.TENSORDOCK)
     assert value() == before + 1
+
+
+async def test_no_access_key_blocks_in_the_service_and_creates_nothing() -> None:
+    w = World()
+    w.reconciler._master_key = b""  # as built without the Secret's key
+    out = await w.step()
+    assert w.td.creates == 0
+    assert w.status.phase is VMStatus.ERROR
+    assert _cond(w, ConditionType.READY) == ("False", "AccessKeyMissing")
+    assert [e.reason for e in out.events] == ["AccessKeyMissing"]
+    assert w.status.observed_generation == 1
+    again = await w.step()
+    assert again.events == [], "told once"
+
+
+def test_invalid_spec_is_a_blocked_outcome_that_keeps_the_instance() -> None:
+    w = World()
+    w.status = GameVMStatus(provider_instance_id="i-9", phase=VMStatus.RUNNING)
+    from gamevm.services.ports import VMRef
+
+    out = w.reconciler.blocked(
+        VMRef("ns", "vm", "uid", 5), w.status, Reason.INVALID_SPEC, "spec.x: bad", T0
+    )
+    assert out.status.phase is VMStatus.RUNNING, "a block never hides a live instance"
+    assert out.status.observed_generation == 5
+    assert [e.reason for e in out.events] == ["InvalidSpec"]

@@ -1,6 +1,5 @@
 """The mirror's client: one AsyncMongoClient, its collections, and whether MongoDB answers."""
 
-import asyncio
 import logging
 import random
 from collections.abc import Callable
@@ -32,8 +31,6 @@ class Connection:
         self._max_delay = max_delay
         self._stats = stats
         self._client: AsyncMongoClient[dict[str, Any]] | None = None
-        self.reconnected = asyncio.Event()
-        """Set when MongoDB answers again after a failure (for ``Mirror.wait_for_resync``)."""
         self._on_reconnect: list[Callable[[], None]] = []
 
     def on_reconnect(self, callback: Callable[[], None]) -> None:
@@ -78,7 +75,6 @@ class Connection:
         if not self._stats.connected:
             if self._stats.last_failure is not None:
                 log.info("mirror: MongoDB reachable again")
-                self.reconnected.set()
                 for callback in self._on_reconnect:
                     callback()
             self._stats.connected = True

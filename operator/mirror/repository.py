@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Final, Literal
 
 from pymongo.errors import PyMongoError
@@ -25,7 +25,7 @@ from gamevm.mirror.capabilities import Capabilities, Capability
 from gamevm.mirror.changes import Change, ChangeKind, ChangeQueue, Key, KeyLocks
 from gamevm.mirror.connection import Connection
 from gamevm.mirror.errors import is_retryable
-from gamevm.mirror.indexes import IndexReport, ensure_indexes
+from gamevm.mirror.indexes import TTL_INDEX, IndexReport, ensure_indexes
 from gamevm.mirror.mapping import (
     config_document_from,
     terminated_vm_document_from,
@@ -155,7 +155,7 @@ class Mirror:
         while not self._queue.idle:  # noqa: ASYNC110 - two dicts, no single event
             await asyncio.sleep(poll)
 
-    async def _after_ready(self, job: Any) -> None:
+    async def _after_ready(self, job: Callable[[], Awaitable[None]]) -> None:
         await self._ready.wait()
         await job()
 
@@ -175,7 +175,7 @@ class Mirror:
                     continue
                 log.error("mirror: index creation failed: %s", exc)
                 found = Capabilities(ttl=False, partial_filter=False, server="unknown")
-                report = IndexReport(missing=["created_at_ttl_terminated"])
+                report = IndexReport(missing=[TTL_INDEX])
                 break
         self._connection.record_success()
         self._use(found, report)

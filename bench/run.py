@@ -217,6 +217,7 @@ def operator(
     else:
         assert sim is not None  # noqa: S101  # measure() starts one for our operator
         port = bench.operator_ports[namespace] = free_port()
+        api_port = free_port()
         env.update(
             {
                 "GAMEVM_NAMESPACE": OPERATOR_NAMESPACE,
@@ -227,10 +228,14 @@ def operator(
                 "GAMEVM_TENSORDOCK_REQUESTS_PER_MINUTE": "1000000",
                 "GAMEVM_HTTP_HOST": "127.0.0.1",
                 "GAMEVM_WOLF_PROBE_ALLOW_LOOPBACK": "true",
+                # One operator per measured namespace: no Lease to wait for.
+                "GAMEVM_LEADER_ELECTION": "false",
                 "GAMEVM_HTTP_PORT": str(port),
-                # The simulated VMs POST their configuration report here
+                # The simulated VMs POST their configuration report to the API port
                 # (docs/wolf-host.md).
-                "GAMEVM_PUBLIC_URL": f"http://127.0.0.1:{port}",
+                "GAMEVM_PUBLIC_URL": f"http://127.0.0.1:{api_port}",
+                "GAMEVM_API_HOST": "127.0.0.1",
+                "GAMEVM_API_PORT": str(api_port),
             }
         )
         if kind == "limited":

@@ -2,25 +2,90 @@
 
 import asyncio
 import logging
+import os
+import socket
+import uuid
 
 import kopf
 
 import gamevm.handlers.emulatorconfig
 import gamevm.handlers.gamevm
 import gamevm.handlers.lifecycle  # noqa: F401  # importing registers the handlers
+from gamevm.handlers.http import start_standby_server
+from gamevm.handlers.kube import load_api_client
+from gamevm.handlers.leader import LeaderElector, LeaseConfig
 from gamevm.logging_setup import configure_logging
 from gamevm.settings import Settings
 
+log = logging.getLogger(__name__)
+
+EXIT_LOST_LEADERSHIP = 3
+HARD_EXIT_AFTER_LOSS_SECONDS = 3.0
+"""A leader that lost its Lease is gone within this, whatever kopf is still finishing."""
+
 
 def run(*, verbose: bool = False) -> int:
-    """Run until SIGTERM/SIGINT; one replica, no peering (the Deployment uses Recreate)."""
+    """Run until SIGTERM/SIGINT (or until the Lease is lost: exit code 3, restart)."""
     settings = Settings()
     configure_logging(settings.log_format, level=logging.DEBUG if verbose else logging.INFO)
-    asyncio.run(
-        kopf.operator(
+    return asyncio.run(_run(settings))
+
+
+async def _run(settings: Settings) -> int:
+    elector: LeaderElector | None = None
+    stop = asyncio.Event()
+    renewing: asyncio.Task[None] | None = None
+    if settings.leader_election:
+        elector = LeaderElector(load_api_client(1), _lease_config(settings))
+        # A standby answers its liveness probe while it waits; the leader's own servers
+        # replace this one.
+        try:
+            standby = await start_standby_server(settings)
+        except OSError as exc:
+            log.error(
+                "cannot serve HTTP on %s:%d: %s",
+                settings.http_host,
+                settings.http_port,
+                exc.strerror or exc,
+            )
+            return 1
+        try:
+            await elector.acquire()
+        finally:
+            await standby.cleanup()
+        renewing = asyncio.create_task(elector.hold(lambda: _lost(stop)))
+    try:
+        await kopf.operator(
             standalone=True,
             clusterwide=not settings.watch_namespaces,
             namespaces=settings.watch_namespaces,
+            stop_flag=stop,
         )
+    finally:
+        if renewing is not None:
+            renewing.cancel()
+        if elector is not None:
+            await elector.release()
+    return EXIT_LOST_LEADERSHIP if elector is not None and stop.is_set() else 0
+
+
+def _lost(stop: asyncio.Event) -> None:
+    stop.set()
+    # kopf stops its daemons within their cancellation timeout; should anything hang,
+    # the process still ends before another replica may take the Lease.
+    asyncio.get_running_loop().call_later(
+        HARD_EXIT_AFTER_LOSS_SECONDS, os._exit, EXIT_LOST_LEADERSHIP
     )
-    return 0
+
+
+def _lease_config(settings: Settings) -> LeaseConfig:
+    identity = settings.leader_identity or f"{socket.gethostname()}_{uuid.uuid4().hex[:8]}"
+    return LeaseConfig(
+        namespace=settings.namespace,
+        name=settings.leader_lease_name,
+        identity=identity,
+        lease_seconds=settings.leader_lease_seconds,
+        renew_deadline_seconds=settings.leader_renew_deadline_seconds,
+        retry_seconds=settings.leader_retry_seconds,
+        pod_name=settings.pod_name,
+    )

@@ -24,23 +24,79 @@ class Settings(BaseSettings):
     log_format: str = Field(default="text", description="'text' or 'json'.")
     pod_name: str | None = Field(
         default=None,
-        description="This replica's name (Downward API), reported on Events; default: hostname.",
+        description=(
+            "This replica's name (Downward API), reported on Events (default: hostname); "
+            "the elected leader labels this pod gamevm.dev/leader=true."
+        ),
     )
     kube_client_threads: int = Field(
         default=8, ge=1, description="Threads for the (synchronous) Kubernetes client."
     )
 
-    # HTTP server: heartbeat, read API, metrics, health.
-    http_host: str = Field(default="0.0.0.0", description="Bind address of the HTTP server.")  # noqa: S104
-    http_port: int = Field(default=8080, description="Port of the HTTP server.")
+    # HTTP: operations (health, metrics) and the API (heartbeat, read API) on separate ports.
+    http_host: str = Field(
+        default="0.0.0.0",  # noqa: S104
+        description="Bind address of the operations server (/healthz, /metrics).",
+    )
+    http_port: int = Field(
+        default=8080, ge=1, le=65535, description="Port of /healthz and /metrics."
+    )
+    api_host: str = Field(
+        default="0.0.0.0",  # noqa: S104
+        description="Bind address of the API server (heartbeat, read API /v1/vms).",
+    )
+    api_port: int = Field(
+        default=8081,
+        ge=1,
+        le=65535,
+        description="Port of the heartbeat and the read API (Kubernetes bearer tokens).",
+    )
+    api_auth_cache_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="How long TokenReview and SubjectAccessReview answers are reused.",
+    )
+    heartbeat_rate_per_second: float = Field(
+        default=1.0, gt=0, description="Heartbeat requests per second allowed per source IP."
+    )
+    heartbeat_burst: int = Field(
+        default=10, ge=1, description="Heartbeat requests a source IP may send at once."
+    )
+
     public_url: str | None = Field(
         default=None,
         pattern=r"^https?://[^\s/]+(/[^\s]*)?$",
         description=(
-            "Base URL at which VMs reach the HTTP server (configuration report, heartbeat), "
+            "Base URL at which VMs reach the API port (configuration report, heartbeat), "
             "e.g. https://gamevm.example.com; unset: cloud-init VMs cannot report and stay "
             "configuring (docs/wolf-host.md)."
         ),
+    )
+
+    # Leader election (one active operator among replicas).
+    leader_election: bool = Field(
+        default=True,
+        description="Elect one active operator on a Lease; off: this process always acts.",
+    )
+    leader_lease_name: str = Field(
+        default="gamevm-operator", description="Name of the Lease (in `namespace`)."
+    )
+    leader_identity: str = Field(
+        default="",
+        description="This candidate's identity in the Lease; empty: hostname plus a random id.",
+    )
+    leader_lease_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        description="How long a Lease not renewed stays with its holder (takeover time).",
+    )
+    leader_renew_deadline_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="A leader that cannot renew for this long stops (less than the lease).",
+    )
+    leader_retry_seconds: float = Field(
+        default=2.0, gt=0, description="Seconds between Lease renewals and acquisition tries."
     )
 
     # Reconcile cadence.

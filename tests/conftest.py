@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.fixtures.simulators",
     "tests.fixtures.operator_env",
     "tests.fixtures.chaos",
+    "tests.fixtures.api_auth",
 ]

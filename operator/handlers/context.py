@@ -11,6 +11,7 @@ from gamevm.providers.base import Provider
 from gamevm.providers.budget import BudgetedProvider
 from gamevm.providers.wolf import HttpWolfProbe
 from gamevm.services.configuration import ConfigurationReport
+from gamevm.services.access import KeyRing
 from gamevm.services.reconcile import Event, Reconciler
 from gamevm.services.sharding import Shard
 from gamevm.settings import Settings
@@ -34,6 +35,8 @@ class VMRuntime:
     """Normal Events of a step followed at once by another: posted with the next one."""
     seen: tuple[Any, ...] = ()
     """(generation, annotations) last acted on: changes to these wake the daemon."""
+    access_key_id: str | None = None
+    """Master key id of the VM's access material (status.accessKeyId), for heartbeats."""
 
 
 @dataclass
@@ -48,7 +51,8 @@ class AppContext:
     reconciler: Reconciler
     wolf: HttpWolfProbe
     mirror: "Mirror | None"
-    master_key: bytes | None
+    keys: KeyRing | None
+    """The access master keys; None when the credentials Secret has no usable one."""
     runtimes: dict[str, VMRuntime] = field(default_factory=dict)
     """By GameVM uid."""
     uids: dict[str, str] = field(default_factory=dict)

@@ -130,6 +130,7 @@ async def _one_step(
     )
     current = runtime.written_status if runtime.written_status is not None else dict(status)
     status_model = GameVMStatus.model_validate(current)
+    runtime.access_key_id = status_model.access_key_id
     try:
         spec_model: GameVMSpec | None = GameVMSpec.model_validate(dict(spec))
     except ValidationError as exc:
@@ -192,6 +193,7 @@ async def _apply(
         )
     runtime.retries = runtime.retries + 1 if outcome.retryable_failure else 0
     st = outcome.status
+    runtime.access_key_id = st.access_key_id
     metrics.track_vm(
         ref.uid,
         phase=st.phase,

@@ -1,7 +1,21 @@
-"""The operator's HTTP server: health, metrics, the heartbeat endpoint and the read API."""
+"""The operator's two HTTP servers.
+
+- Operations port (`GAMEVM_HTTP_PORT`): `/healthz` and `/metrics`, for the kubelet and
+  Prometheus inside the cluster.
+- API port (`GAMEVM_API_PORT`): the VMs' heartbeat (`POST /v1/gamevms/{ns}/{name}/activity`)
+  and configuration report (`.../configuration`), both with the VM's own bearer token, and
+  the read API (`/v1/vms...`, a Kubernetes bearer token,
+  authorized per GameVM with SubjectAccessReview: a caller sees what it may `get`).
+
+Split so that the NetworkPolicy can let VMs (or their ingress) reach the API port only,
+and nothing but the monitoring stack reach the metrics.
+"""
 
 import logging
+import math
 import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,16 +26,35 @@ from gamevm.handlers.context import AppContext
 from gamevm.handlers.kube import KubeError
 from gamevm.models.gamevm import ConfigurationStatus
 from gamevm.services.access import verify_heartbeat_token
+from gamevm.services.authz import Authorizer, Caller
 from gamevm.services.configuration import MAX_REPORT_MESSAGE, REPORT_PATH, ConfigurationReport
+from gamevm.services.ratelimit import SourceRateLimiter
+from gamevm.settings import Settings
+
+log = logging.getLogger(__name__)
 
 APP_KEY = web.AppKey("gamevm", AppContext)
-log = logging.getLogger(__name__)
+AUTHORIZER_KEY = web.AppKey("gamevm_authorizer", Authorizer)
+LIMITER_KEY = web.AppKey("gamevm_heartbeat_limiter", SourceRateLimiter)
+CALLER_KEY = web.RequestKey("gamevm_caller", Caller)
+
+READ_API_PREFIX = "/v1/vms"
+_UNAUTHORIZED = {"error": "unauthorized", "message": "missing or invalid bearer token"}
+_DUMMY_KEY = b"\0" * 32
+_DUMMY_UID = "00000000-0000-0000-0000-000000000000"
 
 
 def _bearer(request: web.Request) -> str | None:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+def _unauthorized() -> web.Response:
+    return web.json_response(_UNAUTHORIZED, status=401, headers={"WWW-Authenticate": "Bearer"})
+
+
+# -- operations port ----------------------------------------------------------------------
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -45,38 +78,56 @@ async def metrics_endpoint(request: web.Request) -> web.Response:
     return response
 
 
-def _authenticate(request: web.Request) -> tuple[str, str] | web.Response:
-    """(namespace/name, uid) of the GameVM whose bearer token came, or the error reply."""
+# -- VM authentication (heartbeat and other VM-facing endpoints) ----------------------------
+
+
+@dataclass(frozen=True)
+class VMIdentity:
+    """A GameVM whose bearer token was verified."""
+
+    namespace: str
+    name: str
+    uid: str
+
+
+async def authenticate_vm(request: web.Request) -> VMIdentity | web.Response:
+    """The GameVM named by `{namespace}/{name}` in the path, if the request carries its token.
+
+    Per-source rate limit first (429), then one uniform 401 for a missing token, an unknown
+    VM and a wrong token: the answer and the work are the same (one HKDF and a
+    constant-time compare), so the endpoint tells nobody which GameVMs exist.
+    """
     app = request.app[APP_KEY]
-    key = f"{request.match_info['namespace']}/{request.match_info['name']}"
-    token = _bearer(request)
-    if token is None:
+    wait = request.app[LIMITER_KEY].acquire(request.remote or "unknown")
+    if wait > 0:
         return web.json_response(
-            {"error": "missing bearer token (the VM's access Secret, key heartbeat-token)"},
-            status=401,
-            headers={"WWW-Authenticate": "Bearer"},
+            {"error": "rate_limited", "message": "too many requests from this address"},
+            status=429,
+            headers={"Retry-After": str(math.ceil(wait))},
         )
-    uid = app.uids.get(key)
-    if uid is None or app.master_key is None:
-        return web.json_response({"error": f"no GameVM {key} is being reconciled"}, status=404)
-    if not verify_heartbeat_token(app.master_key, uid, token):
-        return web.json_response(
-            {"error": "invalid token for this GameVM"},
-            status=401,
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    return key, uid
+    namespace, name = request.match_info["namespace"], request.match_info["name"]
+    token = _bearer(request) or ""
+    uid = app.uids.get(f"{namespace}/{name}")
+    runtime = app.runtimes.get(uid) if uid else None
+    key = app.keys.key(runtime.access_key_id) if app.keys and runtime else None
+    known = uid is not None and key is not None
+    matches = verify_heartbeat_token(key or _DUMMY_KEY, uid or _DUMMY_UID, token)
+    if not (known and matches and token):
+        return _unauthorized()
+    assert uid is not None  # noqa: S101  # `known`
+    return VMIdentity(namespace, name, uid)
 
 
 async def heartbeat(request: web.Request) -> web.Response:
     """`POST /v1/gamevms/{namespace}/{name}/activity` with the VM's bearer token."""
-    who = _authenticate(request)
-    if isinstance(who, web.Response):
-        return who
-    key, uid = who
+    vm = await authenticate_vm(request)
+    if isinstance(vm, web.Response):
+        return vm
     now = datetime.now(UTC)
-    request.app[APP_KEY].runtime(uid).heartbeat = now
-    return web.json_response({"gamevm": key, "lastActivity": now.isoformat()})
+    request.app[APP_KEY].runtime(vm.uid).heartbeat = now
+    return web.json_response(
+        {"gamevm": f"{vm.namespace}/{vm.name}", "lastActivity": now.isoformat()}
+    )
 
 
 def _report_from(payload: Any, now: datetime) -> ConfigurationReport | str:
@@ -103,10 +154,10 @@ def _report_from(payload: Any, now: datetime) -> ConfigurationReport | str:
 async def configuration_report(request: web.Request) -> web.Response:
     """`POST /v1/gamevms/{namespace}/{name}/configuration`: the VM's configuration report
     (sent once by its user data), authenticated like the heartbeat."""
-    who = _authenticate(request)
-    if isinstance(who, web.Response):
-        return who
-    key, uid = who
+    vm = await authenticate_vm(request)
+    if isinstance(vm, web.Response):
+        return vm
+    key, uid = f"{vm.namespace}/{vm.name}", vm.uid
     try:
         payload = await request.json()
     except ValueError:
@@ -144,25 +195,107 @@ async def configuration_report(request: web.Request) -> web.Response:
     )
 
 
-def build_app(context: AppContext) -> web.Application:
-    """The aiohttp application (the mirror's read API is added when the mirror is on)."""
-    application = web.Application(client_max_size=64 * 1024)
+# -- read API authentication ------------------------------------------------------------------
+
+
+@web.middleware
+async def read_api_authentication(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """TokenReview for every read-API request; the routes authorize per GameVM."""
+    if not request.path.startswith(READ_API_PREFIX):
+        return await handler(request)
+    token = _bearer(request)
+    if token is None:
+        return _unauthorized()
+    try:
+        caller = await request.app[AUTHORIZER_KEY].authenticate(token)
+    except Exception as exc:  # noqa: BLE001  # any review failure is "cannot tell": 503
+        log.warning("TokenReview failed: %s", type(exc).__name__)
+        return web.json_response(
+            {"error": "auth_unavailable", "message": "cannot review the token now; retry"},
+            status=503,
+        )
+    if caller is None:
+        return _unauthorized()
+    request[CALLER_KEY] = caller
+    return await handler(request)
+
+
+class ReviewedAccess:
+    """mirror.api.VMAccess: a caller sees a VM only if it may `get` that GameVM."""
+
+    def __init__(self, authorizer: Authorizer) -> None:
+        self._authorizer = authorizer
+
+    async def may_get(self, request: web.Request, namespace: str | None, name: str) -> bool:
+        """SubjectAccessReview (cached) for the caller the middleware authenticated."""
+        return await self._authorizer.may_get_gamevm(request[CALLER_KEY], namespace, name)
+
+    async def may_list(self, request: web.Request, namespace: str) -> bool:
+        """Whether the caller may get every GameVM of `namespace` ("" = all namespaces)."""
+        return await self._authorizer.may_get_gamevm(request[CALLER_KEY], namespace, "")
+
+
+# -- applications -----------------------------------------------------------------------------
+
+
+def build_ops_app(context: AppContext) -> web.Application:
+    """Health and metrics."""
+    application = web.Application(client_max_size=1024)
     application[APP_KEY] = context
     application.router.add_get("/healthz", healthz)
     application.router.add_get("/metrics", metrics_endpoint)
+    return application
+
+
+def build_api_app(context: AppContext, authorizer: Authorizer) -> web.Application:
+    """Heartbeat and read API (the read API only when the mirror is on)."""
+    settings = context.settings
+    application = web.Application(client_max_size=64 * 1024, middlewares=[read_api_authentication])
+    application[APP_KEY] = context
+    application[AUTHORIZER_KEY] = authorizer
+    application[LIMITER_KEY] = SourceRateLimiter(
+        settings.heartbeat_rate_per_second, settings.heartbeat_burst
+    )
     application.router.add_post("/v1/gamevms/{namespace}/{name}/activity", heartbeat)
     application.router.add_post(REPORT_PATH, configuration_report)
     if context.mirror is not None:
         from gamevm.mirror.api import add_routes
 
-        add_routes(application, context.mirror)
+        add_routes(application, context.mirror, ReviewedAccess(authorizer))
     return application
 
 
-async def start_server(context: AppContext) -> web.AppRunner:
-    """Start serving on the configured address."""
-    runner = web.AppRunner(build_app(context), access_log=None)
+async def _serve(app: web.Application, host: str, port: int) -> web.AppRunner:
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, context.settings.http_host, context.settings.http_port)
-    await site.start()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError:
+        await runner.cleanup()
+        raise
     return runner
+
+
+async def _standby_healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "standby"})
+
+
+async def start_standby_server(settings: Settings) -> web.AppRunner:
+    """/healthz for a replica waiting for the Lease (it serves nothing else)."""
+    application = web.Application(client_max_size=1024)
+    application.router.add_get("/healthz", _standby_healthz)
+    return await _serve(application, settings.http_host, settings.http_port)
+
+
+async def start_servers(context: AppContext, authorizer: Authorizer) -> list[web.AppRunner]:
+    """Start both servers (an OSError when a port is taken)."""
+    settings = context.settings
+    ops = await _serve(build_ops_app(context), settings.http_host, settings.http_port)
+    try:
+        api = await _serve(build_api_app(context, authorizer), settings.api_host, settings.api_port)
+    except OSError:
+        await ops.cleanup()
+        raise
+    return [ops, api]

@@ -30,6 +30,7 @@ from gamevm.models.names import (
     VERSION,
 )
 from gamevm.services.access import AccessMaterial
+from gamevm.services.authz import Caller, ResourceCheck
 from gamevm.services.ports import VMRef
 
 T = TypeVar("T")
@@ -71,6 +72,8 @@ class Kube:
         self._api = api
         self._custom = client.CustomObjectsApi(api)
         self._core = client.CoreV1Api(api)
+        self._authn = client.AuthenticationV1Api(api)
+        self._authz = client.AuthorizationV1Api(api)
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="kube")
 
     async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -187,6 +190,42 @@ class Kube:
             raise
         return True
 
+    async def review_token(self, token: str) -> Caller | None:
+        """TokenReview: who the API server says presents `token` (None: not accepted)."""
+        body = client.V1TokenReview(spec=client.V1TokenReviewSpec(token=token))
+        # The response echoes the token in spec: only status is read, nothing is logged.
+        result = await self._run(self._authn.create_token_review, body)
+        status = result.status
+        if status is None or not status.authenticated or status.user is None:
+            return None
+        user = status.user
+        return Caller(
+            username=user.username or "",
+            uid=user.uid or "",
+            groups=tuple(user.groups or ()),
+            extra={k: tuple(v) for k, v in (user.extra or {}).items()},
+        )
+
+    async def review_access(self, caller: Caller, check: ResourceCheck) -> bool:
+        """SubjectAccessReview for `caller` (what `kubectl auth can-i --as` asks)."""
+        body = client.V1SubjectAccessReview(
+            spec=client.V1SubjectAccessReviewSpec(
+                user=caller.username,
+                uid=caller.uid or None,
+                groups=list(caller.groups),
+                extra={k: list(v) for k, v in caller.extra.items()} or None,
+                resource_attributes=client.V1ResourceAttributes(
+                    group=check.group,
+                    resource=check.resource,
+                    verb=check.verb,
+                    namespace=check.namespace or None,
+                    name=check.name or None,
+                ),
+            )
+        )
+        result = await self._run(self._authz.create_subject_access_review, body)
+        return bool(result.status and result.status.allowed)
+
     async def aclose(self) -> None:
         """Stop the thread pool and close the client."""
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -199,9 +238,9 @@ class KubeAccessSecrets:
     def __init__(self, kube: Kube) -> None:
         self._kube = kube
 
-    async def ensure(self, ref: VMRef, secret_name: str, material: AccessMaterial) -> None:
-        """Create the Secret; an existing one (same derived content) is kept."""
-        await self._kube.create_access_secret(ref, secret_name, material)
+    async def create(self, ref: VMRef, secret_name: str, material: AccessMaterial) -> bool:
+        """Create the Secret owned by the GameVM; False when one of that name exists."""
+        return await self._kube.create_access_secret(ref, secret_name, material)
 
 
 class KubeSecretReader:

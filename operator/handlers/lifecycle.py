@@ -9,7 +9,7 @@ from aiohttp import web
 
 from gamevm.handlers.context import AppContext
 from gamevm.handlers.diffbase import NoDiffBaseStorage
-from gamevm.handlers.http import start_server
+from gamevm.handlers.http import start_servers
 from gamevm.handlers.kube import (
     Kube,
     KubeAccessSecrets,
@@ -24,7 +24,8 @@ from gamevm.providers.budget import BudgetedProvider, BudgetSettings
 from gamevm.providers.metered import MeteredProvider
 from gamevm.providers.registry import build_providers, close_providers
 from gamevm.providers.wolf import HttpWolfProbe
-from gamevm.services.access import MIN_MASTER_KEY_BYTES
+from gamevm.services.access import SECRET_KEY_SINGLE, keyring_from_secret
+from gamevm.services.authz import Authorizer
 from gamevm.services.configuration import WolfHostConfig
 from gamevm.services.placement import ProviderSelector
 from gamevm.services.reconcile import Reconciler, Timings
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MASTER_KEY = "access-master-key"
+MASTER_KEY = SECRET_KEY_SINGLE
 """Key, in the credentials Secret, of the master key per-VM access material derives from."""
 
 
@@ -70,15 +71,15 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
 
     kube = Kube(load_api_client(cfg.kube_client_threads), threads=cfg.kube_client_threads)
     credentials = await _read_credentials(kube, cfg)
-    master = credentials.get(MASTER_KEY)
-    if master is not None and len(master.encode()) < MIN_MASTER_KEY_BYTES:
+    try:
+        keys = keyring_from_secret(credentials)
+    except ValueError as exc:
         log.error(
-            "%s in Secret %s is shorter than %d bytes (a placeholder?): provisioning is blocked",
-            MASTER_KEY,
+            "Secret %s: %s; provisioning is blocked (docs/operations.md)",
             cfg.credentials_secret,
-            MIN_MASTER_KEY_BYTES,
+            exc,
         )
-        master = None
+        keys = None
     # Metered inside the budget: the metrics count the calls that reach the provider.
     budgets = {
         name: BudgetedProvider(MeteredProvider(adapter), _budget_settings(cfg, name))
@@ -91,7 +92,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         selector=ProviderSelector(providers),
         secrets=KubeAccessSecrets(kube),
         wolf=wolf,
-        master_key=master.encode() if master else b"",
+        keys=keys,
         credentials_secret=cfg.credentials_secret,
         timings=Timings(
             observe=cfg.observe_interval,
@@ -122,27 +123,31 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         reconciler=reconciler,
         wolf=wolf,
         mirror=mirror,
-        master_key=master.encode() if master else None,
+        keys=keys,
         shard=shard,
     )
     memo.app = app
+    authorizer = Authorizer(kube, ttl=cfg.api_auth_cache_seconds)
     try:
-        memo.http = await start_server(app)
+        memo.http = await start_servers(app, authorizer)
     except OSError as exc:
         # A taken port will not free itself: exit with the reason instead of retrying.
         raise kopf.PermanentError(
-            f"cannot serve HTTP on {cfg.http_host}:{cfg.http_port}: {exc.strerror or exc}"
+            f"cannot serve HTTP on {cfg.http_host}:{cfg.http_port} and "
+            f"{cfg.api_host}:{cfg.api_port}: {exc.strerror or exc}"
         ) from exc
     if mirror is not None:
         mirror.set_resync_source(_resync_source(app, mirror))
     app.ready = True
     log.info(
-        "gamevm-operator started: %d providers, mirror %s, shard %s, HTTP on %s:%d",
+        "gamevm-operator started: %d providers, mirror %s, shard %s, HTTP on %s:%d, API on %s:%d",
         len(providers),
         "on" if mirror else "off",
         f"{shard.index}/{shard.count}" if shard else "all",
         cfg.http_host,
         cfg.http_port,
+        cfg.api_host,
+        cfg.api_port,
     )
 
 
@@ -197,8 +202,8 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     if app is None:
         return
     app.ready = False
-    runner: web.AppRunner | None = memo.get("http")
-    if runner is not None:
+    runners: list[web.AppRunner] = memo.get("http") or []
+    for runner in runners:
         await runner.cleanup()
     await close_providers(app.providers)
     await app.wolf.aclose()

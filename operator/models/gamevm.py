@@ -173,6 +173,13 @@ class GameVMStatus(StatusModel):
     access_secret_name: str | None = Field(
         default=None, description="Secret holding the SSH key pair and heartbeat token."
     )
+    access_key_id: str | None = Field(
+        default=None,
+        description=(
+            "Id of the operator's master key this VM's access material derives from; set "
+            "when the operator created the access Secret (unset: not created yet)."
+        ),
+    )
     attempted_providers: list[CloudProvider] = Field(
         default_factory=list,
         description="Providers a create was sent to; all are cleaned up on delete.",

@@ -53,6 +53,8 @@ class Reason(StrEnum):
     INVALID_SPEC = "InvalidSpec"
     ACCESS_KEY_MISSING = "AccessKeyMissing"
     GAME_LIBRARY_CREDENTIALS_UNAVAILABLE = "GameLibraryCredentialsUnavailable"
+    ACCESS_SECRET_CONFLICT = "AccessSecretConflict"  # noqa: S105  # a reason, not a secret
+    ACCESS_KEY_REMOVED = "AccessKeyRemoved"
     # Problems with an instance.
     INSTANCE_LOST = "InstanceLost"
     PLACEMENT_LOST = "PlacementLost"

@@ -238,6 +238,20 @@ TRANSITIONS: dict[Reason, Transition] = {
         Post.ON_CHANGE,
         phase_only_unprovisioned=True,
     ),
+    Reason.ACCESS_SECRET_CONFLICT: Transition(
+        VMStatus.ERROR,
+        (_READY_FALSE, CondSpec(ConditionType.PROVISIONED, "False")),
+        "Warning",
+        Post.ON_CHANGE,
+        phase_only_unprovisioned=True,
+    ),
+    Reason.ACCESS_KEY_REMOVED: Transition(
+        VMStatus.ERROR,
+        (_READY_FALSE,),
+        "Warning",
+        Post.ON_CHANGE,
+        phase_only_unprovisioned=True,
+    ),
     # -- problems with an instance ------------------------------------------------------
     Reason.INSTANCE_LOST: Transition(
         VMStatus.ERROR,

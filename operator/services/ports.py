@@ -33,8 +33,9 @@ class VMRef:
 class AccessSecrets(Protocol):
     """Creates the per-VM access Secret (owned by the GameVM). Never reads Secrets."""
 
-    async def ensure(self, ref: VMRef, secret_name: str, material: AccessMaterial) -> None:
-        """Create it; an existing Secret of that name is left as it is."""
+    async def create(self, ref: VMRef, secret_name: str, material: AccessMaterial) -> bool:
+        """Create it, owned by the GameVM; False (and nothing changed) when a Secret of that
+        name already exists."""
         ...
 
 

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from gamevm.models.conditions import ConditionType
 from gamevm.models.emulator_config import EmulatorConfigSpec
 from gamevm.models.enums import CloudProvider, GpuTier, PowerRequest, RunStrategy, VMStatus
 from gamevm.models.gamevm import (
@@ -43,7 +44,7 @@ from gamevm.providers.base import (
     Provider,
     ProviderError,
 )
-from gamevm.services.access import AccessMaterial, derive_access
+from gamevm.services.access import DEFAULT_KEY_ID, AccessMaterial, KeyRing, derive_access
 from gamevm.services.configuration import (
     ACTIVITY_PATH,
     REPORT_PATH,
@@ -51,6 +52,7 @@ from gamevm.services.configuration import (
     SecretReader,
     WolfHostConfig,
 )
+from gamevm.services.conditions import get_condition
 from gamevm.services.lifecycle import Event, enter
 from gamevm.services.policy import (
     admission,
@@ -198,7 +200,7 @@ class Reconciler:
         selector: Selector,
         secrets: AccessSecrets,
         wolf: WolfProbe,
-        master_key: bytes,
+        keys: KeyRing | None,
         timings: Timings,
         wolf_host: WolfHostConfig | None = None,
         secret_reader: SecretReader | None = None,
@@ -208,7 +210,11 @@ class Reconciler:
         self._selector = selector
         self._secrets = secrets
         self._wolf = wolf
-        self._master_key = master_key
+        self._keys = keys
+        self._intents: set[str] = set()
+        """VMs whose access-Secret intent this process recorded (see _ensure_access_secret)."""
+        self._sent: set[str] = set()
+        """VMs whose access-Secret create this process sent without recording the result."""
         self._timings = timings
         self._wolf_host = wolf_host or WolfHostConfig(public_url=None)
         self._secret_reader = secret_reader
@@ -231,13 +237,14 @@ class Reconciler:
 
     async def step(self, inp: StepInput) -> Outcome:
         """One reconcile step."""
-        if not self._master_key:
+        if self._keys is None:
             return self.blocked(
                 inp.ref,
                 inp.status,
                 Reason.ACCESS_KEY_MISSING,
                 f"the operator's Secret {self._credentials_secret or '(credentials)'!r} has no "
-                "usable 'access-master-key' (32+ random bytes); see docs/operations.md",
+                "usable access master key ('access-master-key', 32+ random bytes, or the key "
+                "ring 'access-master-keys'); see the operator's log and docs/operations.md",
                 inp.now,
             )
         # A copy through pydantic-core: copy.deepcopy (model_copy(deep=True)) cost ~4x as
@@ -325,7 +332,58 @@ class Reconciler:
             return
         if await self._provisioning_timed_out(inp, out, None):
             return
+        if st.access_key_id is None:
+            # Chosen by a version without key ids: its material came from the one key.
+            st.access_key_id = DEFAULT_KEY_ID
         await self._create(inp, out, inp.config, decision)
+
+    async def _ensure_access_secret(self, inp: StepInput, out: Outcome, master: bytes) -> bool:
+        """Create `<name>-access` before anything is provisioned; False: blocked.
+
+        The operator cannot read Secrets, so a Secret of that name that already exists
+        cannot be inspected. It is never adopted when this process recorded the intent
+        (status.accessKeyId, written with the provider choice) and had not sent a create
+        yet: then it existed before the operator ever tried. Only after a restart, when
+        the previous process may have created it and died before recording that, is an
+        existing one taken as ours (docs/operations.md, "Access Secrets").
+        """
+        st = out.status
+        uid = inp.ref.uid
+        name = secret_name_for(inp.ref.name)
+        ready = get_condition(inp.status.conditions, ConditionType.READY)
+        known_foreign = ready is not None and ready.reason == Reason.ACCESS_SECRET_CONFLICT
+        first_try = uid in self._intents and uid not in self._sent
+        self._sent.add(uid)
+        if await self._secrets.create(inp.ref, name, derive_access(master, uid)):
+            st.access_secret_name = name
+            self._intents.discard(uid)
+            self._sent.discard(uid)
+            return True
+        if not (first_try or known_foreign):
+            st.access_secret_name = name
+            self._intents.discard(uid)
+            self._sent.discard(uid)
+            out.events.append(
+                Event(
+                    "Normal",
+                    "AccessSecretRecovered",
+                    f"Secret {name} exists after an operator restart during its creation; "
+                    "taken as the one the operator created",
+                )
+            )
+            return True
+        self._sent.discard(uid)
+        self._intents.add(uid)  # still ours to create once the name is free
+        self._enter(
+            inp,
+            out,
+            Reason.ACCESS_SECRET_CONFLICT,
+            f"Secret {name} already existed before the operator created it for this "
+            "GameVM; it is not used and nothing is provisioned. Delete or rename it to "
+            "continue (the operator retries)",
+        )
+        out.requeue_after = self._timings.idle
+        return False
 
     async def _select(self, inp: StepInput, out: Outcome) -> None:
         st = out.status
@@ -359,10 +417,13 @@ class Reconciler:
         st.region = offer.region
         st.preset = selection.preset
         st.cost_per_hour = round(offer.price_per_hour, 4)
-        st.access_secret_name = secret_name_for(inp.ref.name)
         if st.provisioning_since is None or st.phase not in PROVISIONING_PHASES:
             # The deadline counts from the first choice, not from each fallback.
             st.provisioning_since = inp.now
+        if st.access_key_id is None and self._keys is not None:
+            # The intent, written with the choice: this process will create the Secret.
+            st.access_key_id = self._keys.active_id
+            self._intents.add(inp.ref.uid)
         if offer.provider not in st.attempted_providers:
             st.attempted_providers.append(offer.provider)
         rejected = sum(1 for c in selection.candidates if not c.accepted)
@@ -391,8 +452,20 @@ class Reconciler:
         assert decision.chosen_provider is not None  # noqa: S101
         provider = self._providers[decision.chosen_provider]
         name = instance_name(inp.ref.uid)
-        material = derive_access(self._master_key, inp.ref.uid)
-        await self._secrets.ensure(inp.ref, secret_name_for(inp.ref.name), material)
+        master = self._keys.key(st.access_key_id) if self._keys else None
+        if master is None:
+            self._enter(
+                inp,
+                out,
+                Reason.ACCESS_KEY_REMOVED,
+                f"the access master key {st.access_key_id!r} this VM was given has been "
+                "removed from the operator's Secret; restore it or recreate the GameVM",
+            )
+            out.requeue_after = self._timings.idle
+            return
+        if st.access_secret_name is None and not await self._ensure_access_secret(inp, out, master):
+            return
+        material = derive_access(master, inp.ref.uid)
         offer = await self._selector.offer_for(
             inp.spec,
             config,

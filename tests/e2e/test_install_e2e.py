@@ -41,6 +41,8 @@ APPLIED_FOR_REAL = {
     "ClusterRoleBinding",
     "Role",
     "RoleBinding",
+    "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding",
 }
 
 
@@ -153,6 +155,15 @@ PERMISSIONS = [
     ("create", "clusterrolebindings.rbac.authorization.k8s.io", "cluster", False),
     ("create", "serviceaccounts/token", "own", False),
     ("impersonate", "users", "cluster", False),
+    # The read API's reviews; leader election in its own namespace only.
+    ("create", "tokenreviews.authentication.k8s.io", "cluster", True),
+    ("create", "subjectaccessreviews.authorization.k8s.io", "cluster", True),
+    ("create", "leases.coordination.k8s.io", "own", True),
+    ("update", "leases.coordination.k8s.io/gamevm-operator", "own", True),
+    ("update", "leases.coordination.k8s.io/other-lease", "own", False),
+    ("create", "leases.coordination.k8s.io", "other", False),
+    ("patch", "pods", "own", True),
+    ("patch", "pods", "other", False),
 ]
 
 
@@ -177,8 +188,8 @@ def test_service_account_permissions(
     }[where]
     resource_name, _, subresource = resource.partition("/")
     target = [resource_name]
-    if subresource and resource_name == "secrets":
-        target = [f"secrets/{subresource}"]
+    if subresource and resource_name in ("secrets", "leases.coordination.k8s.io"):  # names
+        target = [f"{resource_name}/{subresource}"]
     elif subresource:
         target = [resource_name, f"--subresource={subresource}"]
     assert can_i(kubectl, verb, *target, *scope) is allowed
@@ -282,3 +293,64 @@ def test_operator_works_with_only_its_service_account(
     # leftovers on the shared stack) does not and is not a permission problem.
     denial = re.search(r'User \\?"system:serviceaccount:[^"\\]+\\?" cannot', log)
     assert denial is None, f"the operator hit an RBAC denial: {denial.group(0) if denial else ''}"
+
+
+def test_access_secret_policy_limits_what_the_operator_may_create(
+    kube_stack: KubeStack,
+    kubectl: Kubectl,
+    installed_rbac: list[dict[str, Any]],
+    namespace: str,
+    tmp_path: Path,
+) -> None:
+    """RBAC lets the operator create any Secret; the admission policy only its own kind."""
+    kubeconfig = service_account_kubeconfig(kube_stack, kubectl, tmp_path / "sa.kubeconfig")
+
+    def create_as_operator(secret: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(kube_stack.kubectl_path), f"--kubeconfig={kubeconfig}", "create", "-f", "-"],
+            input=yaml.safe_dump(secret),
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=30,
+        )
+
+    def secret(name: str, **extra: Any) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {
+                "name": name,
+                "namespace": namespace,
+                "labels": {"app.kubernetes.io/managed-by": "gamevm-operator"},
+                "ownerReferences": [
+                    {
+                        "apiVersion": "gamevm.dev/v1alpha1",
+                        "kind": "GameVM",
+                        "name": name.removesuffix("-access"),
+                        "uid": "6b1d7a8e-0000-4000-8000-000000000001",
+                        "controller": True,
+                    }
+                ],
+            },
+            "type": "Opaque",
+            "stringData": {"heartbeat-token": "t"},
+        }
+        body.update(extra)
+        return body
+
+    token_secret = secret("vm-access", type="kubernetes.io/service-account-token")
+    token_secret["metadata"]["annotations"] = {"kubernetes.io/service-account.name": "default"}
+    refused = {
+        "a ServiceAccount token": token_secret,
+        "another name": secret("vm-credentials"),
+        "no owner": {**secret("vm-access"), "metadata": {"name": "vm-access"}},
+        "other keys": secret("vm-access", stringData={"password": "x"}),
+    }
+    for what, body in refused.items():
+        body["metadata"]["namespace"] = namespace
+        result = create_as_operator(body)
+        assert result.returncode != 0, f"{what} was admitted"
+        assert "gamevm-operator-access-secrets" in result.stderr, (what, result.stderr)
+    allowed = create_as_operator(secret("vm-access"))
+    assert allowed.returncode == 0, allowed.stderr

@@ -271,12 +271,22 @@ async def test_no_secret_in_any_document(
     assert all('"ssh_private_key": null' in doc for doc in dumped[:3])
 
 
+class AllowAll:
+    """The read API's access check, allowing everything (authorization has its own tests)."""
+
+    async def may_get(self, request: object, namespace: str | None, name: str) -> bool:
+        return True
+
+    async def may_list(self, request: object, namespace: str) -> bool:
+        return True
+
+
 async def test_read_api(mirror: Mirror) -> None:
     mirror.enqueue_vm_from(gamevm_body("api-1", status={"startedAt": "2026-01-01T00:00:00Z"}))
     mirror.enqueue_vm_from(gamevm_body("api-2", phase="stopped", spec={"userId": "other"}))
     await mirror.flush()
     app = Application()
-    add_routes(app, mirror)
+    add_routes(app, mirror, AllowAll())
     async with TestClient(TestServer(app, host="127.0.0.1")) as http:
         response = await http.get("/v1/vms/api-1")
         assert response.status == 200

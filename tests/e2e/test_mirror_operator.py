@@ -26,7 +26,10 @@ def _stored(client: MongoClient[dict[str, Any]], db: str, vm_id: str) -> dict[st
 
 
 def test_gamevm_lifecycle_mirrored_field_for_field(
-    mirrored_operator: MirroredOperator, gamevms: GameVMs, kubectl: Kubectl
+    mirrored_operator: MirroredOperator,
+    gamevms: GameVMs,
+    kubectl: Kubectl,
+    cluster_reader_token: str,
 ) -> None:
     mongo = MongoClient(mirrored_operator.mongo.uri, tz_aware=True)
     db = mirrored_operator.database
@@ -69,9 +72,11 @@ def test_gamevm_lifecycle_mirrored_field_for_field(
         assert stored["user_location"] == {"latitude": 32.7767, "longitude": -96.797}
 
         # The operator's read API serves it.
-        port = mirrored_operator.op.process.http_port
+        port = mirrored_operator.op.process.api_port
         url = f"http://127.0.0.1:{port}/v1/vms/{expected.vm_id}/status"
-        with urllib.request.urlopen(url, timeout=5) as response:
+        request = urllib.request.Request(url)
+        request.add_header("Authorization", f"Bearer {cluster_reader_token}")
+        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
             status = json.load(response)
         assert status["status"] == "running"
         assert status["gaming_environment_ready"] is True
@@ -92,7 +97,9 @@ def test_gamevm_lifecycle_mirrored_field_for_field(
         assert config is not None
         assert seed_content(config) == stored_fields(config_document_from(config_body))
 
-        _assert_degradation_reported(mirrored_operator, kubectl, port)
+        _assert_degradation_reported(
+            mirrored_operator, kubectl, mirrored_operator.op.process.http_port
+        )
 
         gamevms.delete("mirrored")
         gamevms.wait_gone("mirrored", timeout=60)

@@ -43,9 +43,12 @@ def _post(url: str, authorization: str | None) -> tuple[int, dict[str, Any]]:
         return error.code, json.loads(body) if body else {}
 
 
-def _get_text(url: str) -> str:
+def _get_text(url: str, token: str | None = None) -> str:
+    request = urllib.request.Request(url)  # noqa: S310 (loopback)
+    if token is not None:
+        request.add_header("Authorization", f"Bearer {token}")
     try:
-        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 (loopback)
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (loopback)
             return str(response.read().decode(errors="replace"))
     except urllib.error.HTTPError as error:
         return str(error.read().decode(errors="replace"))
@@ -78,7 +81,11 @@ def _stable_status(fleet: VMFleet, names: list[str]) -> dict[str, Any]:
 
 
 def test_no_secret_leaks_and_heartbeat_auth(
-    mirrored_operator: MirroredOperator, fleet: VMFleet, kubectl: Kubectl, namespace: str
+    mirrored_operator: MirroredOperator,
+    fleet: VMFleet,
+    kubectl: Kubectl,
+    namespace: str,
+    cluster_reader_token: str,
 ) -> None:
     mirror = mirrored_operator
     op = mirror.op
@@ -96,25 +103,35 @@ def test_no_secret_leaks_and_heartbeat_auth(
         assert "PRIVATE KEY" in data["ssh-privatekey"]
 
     # -- heartbeat: bad requests change nothing ----------------------------------------
-    base = f"http://127.0.0.1:{op.process.http_port}/v1/gamevms/{namespace}"
+    base = f"http://127.0.0.1:{op.process.api_port}/v1/gamevms/{namespace}"
     url_a, url_b = f"{base}/sec-a/activity", f"{base}/sec-b/activity"
     token_a, token_b = access["sec-a"]["heartbeat-token"], access["sec-b"]["heartbeat-token"]
     before = _stable_status(fleet, long_lived)
     bad = {
         "wrong token": (url_a, f"Bearer {secrets.token_urlsafe(32)}", {401}),
-        "another VM's token": (url_a, f"Bearer {token_b}", {401, 403}),
-        "token of a onto b": (url_b, f"Bearer {token_a}", {401, 403}),
+        "another VM's token": (url_a, f"Bearer {token_b}", {401}),
+        "token of a onto b": (url_b, f"Bearer {token_a}", {401}),
+        "unknown VM": (f"{base}/no-such-vm/activity", f"Bearer {token_a}", {401}),
+        "unknown namespace": (
+            url_a.replace(f"/{namespace}/", "/no-such-namespace/"),
+            f"Bearer {token_a}",
+            {401},
+        ),
         "missing header": (url_a, None, {401}),
         "empty bearer": (url_a, "Bearer ", {401}),
         "wrong scheme": (url_a, f"Basic {token_a}", {401}),
     }
     answers = {}
+    bodies_401 = set()
     for what, (url, authorization, allowed) in bad.items():
         code, body = _post(url, authorization)
         answers[what] = code
         assert code in allowed, f"{what}: HTTP {code} {body}"
+        bodies_401.add(json.dumps(body, sort_keys=True))
         assert token_a not in json.dumps(body)
         assert token_b not in json.dumps(body)
+    # No existence oracle: an unknown VM and a wrong token get the very same answer.
+    assert len(bodies_401) == 1, bodies_401
     time.sleep(ACTIVITY_SETTLE_S)
     assert _stable_status(fleet, long_lived) == before, "a refused heartbeat changed a GameVM"
 
@@ -148,7 +165,9 @@ def test_no_secret_leaks_and_heartbeat_auth(
         "events (all namespaces)": kubectl("get", "events", "-A", "-o", "json").stdout,
         "GameVM objects": "\n".join(seen_objects),
         "mongo documents": _mongo_dump(mirror),
-        "mirror read API": _get_text(f"http://127.0.0.1:{op.process.http_port}/v1/vms"),
+        "mirror read API": _get_text(
+            f"http://127.0.0.1:{op.process.api_port}/v1/vms", cluster_reader_token
+        ),
         "metrics": _get_text(f"http://127.0.0.1:{op.process.http_port}/metrics"),
     }
     needles = _needles("TensorDock token", op.tensordock.token)

@@ -26,7 +26,7 @@ from gamevm.providers.base import (
     ProviderError,
 )
 from gamevm.providers.wolf import WolfStatus
-from gamevm.services.access import AccessMaterial
+from gamevm.services.access import AccessMaterial, KeyRing
 from gamevm.services.configuration import ConfigurationReport, WolfHostConfig
 from gamevm.services.ports import Selection, VMRef
 from gamevm.services.reconcile import Outcome, Reconciler, StepInput, Timings, instance_name
@@ -144,11 +144,18 @@ class FakeSelector:
 
 
 class FakeSecrets:
+    """Like the API server: a second create of the same name is a conflict (False)."""
+
     def __init__(self) -> None:
         self.created: dict[str, AccessMaterial] = {}
+        self.calls = 0
 
-    async def ensure(self, ref: VMRef, secret_name: str, material: AccessMaterial) -> None:
-        self.created.setdefault(secret_name, material)
+    async def create(self, ref: VMRef, secret_name: str, material: AccessMaterial) -> bool:
+        self.calls += 1
+        if secret_name in self.created:
+            return False
+        self.created[secret_name] = material
+        return True
 
 
 class FakeWolf:
@@ -189,7 +196,7 @@ class World:
             selector=self.selector,
             secrets=self.secrets,
             wolf=self.wolf,
-            master_key=MASTER,
+            keys=KeyRing("default", {"default": MASTER}),
             timings=Timings(),
             wolf_host=WolfHostConfig(public_url="https://operator.example.com"),
         )

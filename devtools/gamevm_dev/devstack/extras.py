@@ -269,6 +269,9 @@ class OperatorStep(ProcessStep):
         env.update(stack.state.exports)
         env["GAMEVM_HTTP_HOST"] = "127.0.0.1"
         env["GAMEVM_HTTP_PORT"] = str(port)
+        env["GAMEVM_API_HOST"] = "127.0.0.1"
+        # The heartbeat and read API listen on a second port, recorded like the first.
+        env["GAMEVM_API_PORT"] = str(stack.state.port("operator-api", running=False))
         # Simulated VMs answer on 127.0.0.1; a cluster never sets this.
         env["GAMEVM_WOLF_PROBE_ALLOW_LOOPBACK"] = "true"
         env["GAMEVM_NAMESPACE"] = OPERATOR_NAMESPACE
@@ -296,6 +299,8 @@ class OperatorStep(ProcessStep):
 
     def after(self, stack: Stack, port: int) -> None:
         stack.state.exports["GAMEVM_OPERATOR_URL"] = f"http://127.0.0.1:{port}"
+        api_port = stack.state.port("operator-api", running=True)
+        stack.state.exports["GAMEVM_OPERATOR_API_URL"] = f"http://127.0.0.1:{api_port}"
 
 
 class SamplesStep(Step):

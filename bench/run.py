@@ -228,6 +228,9 @@ def operator(
                 "GAMEVM_TENSORDOCK_REQUESTS_PER_MINUTE": "1000000",
                 "GAMEVM_HTTP_HOST": "127.0.0.1",
                 "GAMEVM_WOLF_PROBE_ALLOW_LOOPBACK": "true",
+                # All simulated VMs report from 127.0.0.1: no per-source limit.
+                "GAMEVM_HEARTBEAT_RATE_PER_SECOND": "1000000",
+                "GAMEVM_HEARTBEAT_BURST": "1000000",
                 # One operator per measured namespace: no Lease to wait for.
                 "GAMEVM_LEADER_ELECTION": "false",
                 "GAMEVM_HTTP_PORT": str(port),

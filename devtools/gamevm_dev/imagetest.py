@@ -201,6 +201,10 @@ def container_env(config: dict[str, Any], stack: Stack, port: int) -> dict[str, 
             "GAMEVM_NAMESPACE": NAMESPACE,
             "GAMEVM_HTTP_HOST": "127.0.0.1",
             "GAMEVM_HTTP_PORT": str(port),
+            "GAMEVM_API_HOST": "127.0.0.1",
+            "GAMEVM_API_PORT": str(free_port()),
+            # One operator process here: no Lease to elect on (tests/e2e cover the election).
+            "GAMEVM_LEADER_ELECTION": "false",
             "GAMEVM_LOG_FORMAT": "json",
             # The simulated VMs answer like Wolf on 127.0.0.1 (refused in production).
             "GAMEVM_WOLF_PROBE_ALLOW_LOOPBACK": "true",

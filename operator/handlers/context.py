@@ -10,8 +10,8 @@ from gamevm.models.enums import CloudProvider
 from gamevm.providers.base import Provider
 from gamevm.providers.budget import BudgetedProvider
 from gamevm.providers.wolf import HttpWolfProbe
-from gamevm.services.configuration import ConfigurationReport
 from gamevm.services.access import KeyRing
+from gamevm.services.configuration import ConfigurationReport
 from gamevm.services.reconcile import Event, Reconciler
 from gamevm.services.sharding import Shard
 from gamevm.settings import Settings

@@ -45,6 +45,7 @@ from gamevm.providers.base import (
     ProviderError,
 )
 from gamevm.services.access import DEFAULT_KEY_ID, AccessMaterial, KeyRing, derive_access
+from gamevm.services.conditions import get_condition
 from gamevm.services.configuration import (
     ACTIVITY_PATH,
     REPORT_PATH,
@@ -52,7 +53,6 @@ from gamevm.services.configuration import (
     SecretReader,
     WolfHostConfig,
 )
-from gamevm.services.conditions import get_condition
 from gamevm.services.lifecycle import Event, enter
 from gamevm.services.policy import (
     admission,
@@ -441,6 +441,25 @@ class Reconciler:
         # Record the choice before any create is sent: a restart resumes at this placement.
         out.requeue_after = 0
 
+    async def _access_material(self, inp: StepInput, out: Outcome) -> AccessMaterial | None:
+        """The VM's material from its own master key, its Secret created first; None:
+        blocked (the key was removed, or a foreign Secret holds the name)."""
+        st = out.status
+        master = self._keys.key(st.access_key_id) if self._keys else None
+        if master is None:
+            self._enter(
+                inp,
+                out,
+                Reason.ACCESS_KEY_REMOVED,
+                f"the access master key {st.access_key_id!r} this VM was given has been "
+                "removed from the operator's Secret; restore it or recreate the GameVM",
+            )
+            out.requeue_after = self._timings.idle
+            return None
+        if st.access_secret_name is None and not await self._ensure_access_secret(inp, out, master):
+            return None
+        return derive_access(master, inp.ref.uid)
+
     async def _create(
         self,
         inp: StepInput,
@@ -452,20 +471,9 @@ class Reconciler:
         assert decision.chosen_provider is not None  # noqa: S101
         provider = self._providers[decision.chosen_provider]
         name = instance_name(inp.ref.uid)
-        master = self._keys.key(st.access_key_id) if self._keys else None
-        if master is None:
-            self._enter(
-                inp,
-                out,
-                Reason.ACCESS_KEY_REMOVED,
-                f"the access master key {st.access_key_id!r} this VM was given has been "
-                "removed from the operator's Secret; restore it or recreate the GameVM",
-            )
-            out.requeue_after = self._timings.idle
+        material = await self._access_material(inp, out)
+        if material is None:
             return
-        if st.access_secret_name is None and not await self._ensure_access_secret(inp, out, master):
-            return
-        material = derive_access(master, inp.ref.uid)
         offer = await self._selector.offer_for(
             inp.spec,
             config,

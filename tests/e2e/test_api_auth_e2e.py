@@ -17,8 +17,9 @@ import pytest
 import yaml
 
 from tests.fixtures.chaos import MirroredOperator
-from tests.fixtures.operator_env import GameVMs
-from tests.fixtures.stack import Kubectl
+from tests.fixtures.operator_env import GameVMs, start_operator
+from tests.fixtures.simulators import CloudyPadSimHandle, TensorDockSimHandle
+from tests.fixtures.stack import Kubectl, OperatorProcess
 
 pytestmark = pytest.mark.e2e
 
@@ -115,9 +116,22 @@ def test_read_api_needs_a_token_and_rbac_get_on_the_gamevm(
 
 
 def test_heartbeat_is_rate_limited_per_source(
-    mirrored_operator: MirroredOperator, gamevms: GameVMs
+    kubectl: Kubectl,
+    operator_ns: str,
+    operator_process: Callable[..., OperatorProcess],
+    tensordock_sim: TensorDockSimHandle,
+    cloudypad_sim: CloudyPadSimHandle,
+    gamevms: GameVMs,
 ) -> None:
-    api = f"http://127.0.0.1:{mirrored_operator.op.process.api_port}"
+    op = start_operator(
+        kubectl,
+        operator_ns,
+        operator_process,
+        tensordock_sim,
+        cloudypad_sim,
+        {"GAMEVM_HEARTBEAT_RATE_PER_SECOND": "1", "GAMEVM_HEARTBEAT_BURST": "10"},
+    )
+    api = f"http://127.0.0.1:{op.process.api_port}"
     url = f"{api}/v1/gamevms/{gamevms.namespace}/nobody/activity"
     codes = [_request(url, "guess", method="POST")[0] for _ in range(30)]
     assert set(codes) <= {401, 429}, codes

@@ -193,9 +193,9 @@ async def test_a_refused_wolf_address_is_a_condition_not_running() -> None:
 
 async def test_a_vm_keeps_its_key_across_a_rotation_mid_provisioning() -> None:
     w = World()
-    w.reconciler._keys = KeyRing("k1", {"k1": K1})  # noqa: SLF001
+    w.reconciler._keys = KeyRing("k1", {"k1": K1})
     await w.step()  # intent recorded with k1
-    w.reconciler._keys = KeyRing("k2", {"k1": K1, "k2": K2})  # noqa: SLF001
+    w.reconciler._keys = KeyRing("k2", {"k1": K1, "k2": K2})
     sent: list[str] = []
     create = w.td.create
 

@@ -271,13 +271,17 @@ class OperatorStep(ProcessStep):
         env["GAMEVM_HTTP_PORT"] = str(port)
         env["GAMEVM_API_HOST"] = "127.0.0.1"
         # The heartbeat and read API listen on a second port, recorded like the first.
-        env["GAMEVM_API_PORT"] = str(stack.state.port("operator-api", running=False))
+        api_port = stack.state.port("operator-api", running=False)
+        env["GAMEVM_API_PORT"] = str(api_port)
         # Simulated VMs answer on 127.0.0.1; a cluster never sets this.
         env["GAMEVM_WOLF_PROBE_ALLOW_LOOPBACK"] = "true"
+        # Every simulated VM heartbeats from 127.0.0.1: lift the per-source limit.
+        env.setdefault("GAMEVM_HEARTBEAT_RATE_PER_SECOND", "1000")
+        env.setdefault("GAMEVM_HEARTBEAT_BURST", "1000")
         env["GAMEVM_NAMESPACE"] = OPERATOR_NAMESPACE
-        # Where the VMs' user data POSTs its configuration report (loopback: the
-        # simulated VMs run on this machine).
-        env.setdefault("GAMEVM_PUBLIC_URL", f"http://127.0.0.1:{port}")
+        # Where the VMs' user data POSTs its configuration report, the API port (loopback:
+        # the simulated VMs run on this machine).
+        env.setdefault("GAMEVM_PUBLIC_URL", f"http://127.0.0.1:{api_port}")
         return env
 
     def up(self, stack: Stack) -> str:

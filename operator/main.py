@@ -15,6 +15,7 @@ from gamevm.handlers.http import start_standby_server
 from gamevm.handlers.kube import load_api_client
 from gamevm.handlers.leader import LeaderElector, LeaseConfig
 from gamevm.logging_setup import configure_logging
+from gamevm.services.sharding import parse_shard
 from gamevm.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -78,11 +79,19 @@ def _lost(stop: asyncio.Event) -> None:
     )
 
 
+def lease_name(settings: Settings) -> str:
+    """One Lease per shard: each shard elects its own leader (docs/scaling.md)."""
+    shard = parse_shard(settings.shard)
+    if shard is None:
+        return settings.leader_lease_name
+    return f"{settings.leader_lease_name}-shard-{shard.index}-of-{shard.count}"
+
+
 def _lease_config(settings: Settings) -> LeaseConfig:
     identity = settings.leader_identity or f"{socket.gethostname()}_{uuid.uuid4().hex[:8]}"
     return LeaseConfig(
         namespace=settings.namespace,
-        name=settings.leader_lease_name,
+        name=lease_name(settings),
         identity=identity,
         lease_seconds=settings.leader_lease_seconds,
         renew_deadline_seconds=settings.leader_renew_deadline_seconds,

@@ -208,4 +208,3 @@ async def test_a_vm_keeps_its_key_across_a_rotation_mid_provisioning() -> None:
     assert w.status.access_key_id == "k1"
     assert sent == [derive_access(K1, UID).ssh_public_key]
     assert w.secrets.created["vm-access"].heartbeat_token == derive_heartbeat_token(K1, UID)
-

@@ -376,7 +376,7 @@ def test_provisioning_timeouts_are_counted() -> None:
 
 async def test_no_access_key_blocks_in_the_service_and_creates_nothing() -> None:
     w = World()
-    w.reconciler._master_key = b""  # as built without the Secret's key
+    w.reconciler._keys = None  # as built without a usable key in the Secret
     out = await w.step()
     assert w.td.creates == 0
     assert w.status.phase is VMStatus.ERROR

@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 
-.PHONY: prereqs prereqs-python install relink binaries lint types crds-check unit e2e test dev \
+.PHONY: prereqs prereqs-python install relink binaries cloudypad-cli lint types crds-check unit e2e test dev \
 	dev-down dev-status bench image image-test deploy clean
 
 # Python 3.11+, Go and Node: each missing one is named in one line with what to install.
@@ -38,6 +38,11 @@ relink: install
 binaries: prereqs relink
 	$(BIN)/gamevm-dev prefetch
 
+# The real CloudyPad CLI 0.45.1 (pytest -m real_cloudypad): built once from
+# ../shared/vendor (GAMEVM_CLOUDYPAD_BUILD_SCRIPT overrides), cached in ~/.cache/gamevm.
+cloudypad-cli: prereqs relink
+	$(PY) -m gamevm_dev.devstack.cloudypad_cli
+
 lint: relink
 	$(BIN)/ruff check operator devtools tests bench
 	$(BIN)/ruff format --check operator devtools tests bench
@@ -55,7 +60,7 @@ unit: relink
 e2e: binaries
 	$(BIN)/pytest -m e2e -q
 
-test: prereqs lint types crds-check binaries
+test: prereqs lint types crds-check binaries cloudypad-cli
 	$(BIN)/pytest -q
 
 dev: prereqs relink

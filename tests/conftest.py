@@ -4,6 +4,7 @@ pytest_plugins = [
     "tests.fixtures.stack",
     "tests.fixtures.mongo",
     "tests.fixtures.simulators",
+    "tests.fixtures.cloudypad_cli",
     "tests.fixtures.operator_env",
     "tests.fixtures.chaos",
     "tests.fixtures.api_auth",

@@ -8,6 +8,7 @@ cloud's credentials); the simulator's home and zero delays come in through the g
 import asyncio
 import os
 from collections.abc import Mapping
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -24,7 +25,7 @@ from gamevm.providers.base import (
 )
 from gamevm.providers.cloudypad.adapter import CloudyPadProvider
 from gamevm.providers.credentials import CREDENTIAL_KEYS
-from gamevm.providers.registry import build_provider
+from gamevm.providers.registry import build_provider, build_providers, close_providers
 from gamevm.settings import Settings
 from tests.fixtures.simulators import CloudyPadSimHandle
 
@@ -344,3 +345,53 @@ async def test_cancelled_call_kills_the_cli(cloudypad_sim: CloudyPadSimHandle) -
     with pytest.raises(asyncio.CancelledError):
         await task
     assert cli_processes(str(cloudypad_sim.home)) == []
+
+
+async def test_a_create_that_exits_0_without_an_instance_is_a_failure(
+    cloudypad_sim: CloudyPadSimHandle,
+) -> None:
+    provider = adapter(cloudypad_sim)
+    offer = await first_offer(provider)
+    cloudypad_sim.set_faults({"silent_create_failure_next": 1})
+    with pytest.raises(ProviderError) as raised:
+        await provider.create(create_spec("gvm-silent", offer))
+    assert raised.value.reason is ErrorReason.CLI_FAILED
+    assert raised.value.retryable
+    assert "exit 0 but `get gvm-silent` shows no provisioned instance" in raised.value.message
+    assert [e["exit"] for e in creates(cloudypad_sim)] == [0]
+    created = await provider.create(create_spec("gvm-silent", offer))  # the retry creates
+    assert created.metadata["provisioned"] == "true"
+    await provider.delete("gvm-silent")
+
+
+async def test_cli_runs_are_bounded_across_providers(tmp_path: Path) -> None:
+    # A stand-in CLI that records how many runs overlap (each run sleeps 0.3 s).
+    log = tmp_path / "runs.log"
+    cli = tmp_path / "cli.sh"
+    cli.write_text(
+        "#!/bin/sh\n"
+        f"echo start >> {log}\nsleep 0.3\necho end >> {log}\n"
+        "echo \"Caused by (1): Error: Instance named '$2' does not exist.\"\nexit 1\n"
+    )
+    cli.chmod(0o755)
+    settings = Settings.model_validate(
+        {
+            "cloudypad_cli": str(cli),
+            "cloudypad_home": str(tmp_path / "home"),
+            "cloudypad_max_concurrent_runs": 2,
+        }
+    )
+    providers = build_providers(settings, {"GOOGLE_PROJECT": "p", "PAPERSPACE_API_KEY": "k"})
+    gcp = providers[CloudProvider.CLOUDYPAD_GCP]
+    paperspace = providers[CloudProvider.CLOUDYPAD_PAPERSPACE]
+    names = [f"gvm-{c}" for c in "abcdef"]
+    results = await asyncio.gather(
+        *(p.observe(n) for p, n in zip([gcp, paperspace] * 3, names, strict=True))
+    )
+    assert results == [None] * 6
+    running = peak = 0
+    for line in log.read_text().split():
+        running += 1 if line == "start" else -1
+        peak = max(peak, running)
+    assert peak == 2
+    await close_providers(providers)

@@ -1,6 +1,10 @@
 """CloudyPad CLI arguments, `get` parsing, error mapping and the bundled table (pure)."""
 
+import uuid
+from pathlib import Path
+
 import pytest
+import yaml
 
 from gamevm.models import PRESET_RESOURCES, CloudProvider, GpuTier, VMPreset
 from gamevm.providers.base import ErrorReason, InstanceState, OfferRequest, ProviderError
@@ -17,6 +21,9 @@ from gamevm.providers.cloudypad.cli import (
     redact,
     summary,
 )
+from gamevm.providers.cloudypad.environment import CliEnvironment
+from gamevm.services.reconcile import instance_name
+from gamevm_dev.simulators.cloudypad.kebab import is_kebab_case
 
 
 def adapter(provider: CloudProvider) -> CloudyPadProvider:
@@ -71,7 +78,7 @@ async def test_gcp_create_args() -> None:
         offer,
         {"GOOGLE_PROJECT": "proj-1", "GOOGLE_CREDENTIALS": "{secret}"},
     )
-    assert args[:11] == [
+    assert args[:13] == [
         "create",
         "gcp",
         "--name",
@@ -83,6 +90,8 @@ async def test_gcp_create_args() -> None:
         "wolf",
         "--autostop",
         "false",
+        "--retries",
+        "0",
     ]
     joined = " ".join(args)
     assert "--project-id proj-1" in joined
@@ -143,7 +152,9 @@ async def test_scaleway_prices_are_euros_converted_to_dollars() -> None:
 
 
 def test_power_args() -> None:
-    assert power_args("start", "gvm-1", 600) == ["start", "gvm-1", "--wait", "--timeout", "600"]
+    assert power_args("start", "gvm-1", 600) == [
+        "start", "gvm-1", "--wait", "--timeout", "600", "--retries", "0",
+    ]  # fmt: skip
 
 
 GET_OUTPUT = """
@@ -299,3 +310,55 @@ def test_json_errors_never_quote_the_output() -> None:
 def test_adapter_rejects_non_cloudypad_provider() -> None:
     with pytest.raises(ValueError, match="not a CloudyPad provider"):
         adapter(CloudProvider.TENSORDOCK)
+
+
+def test_instance_names_pass_cloudypads_kebab_case_check() -> None:
+    uids = [str(uuid.uuid4()) for _ in range(200)] + ["0b9e7c1a-1111-2222-3333-444455556666"]
+    names = {instance_name(uid) for uid in uids}
+    assert len(names) == len(uids)  # still one name per uid
+    for name in names:
+        assert is_kebab_case(name), name  # lodash would not change it: no prompt
+    assert not is_kebab_case("gvm-3f2a9c1e")  # what uid-derived hex names used to be
+
+
+def test_cli_environment_writes_what_the_sdks_read(tmp_path: Path) -> None:
+    environment = CliEnvironment(
+        cloud="all",
+        credentials={
+            "GOOGLE_CREDENTIALS": '{"type": "service_account"}',
+            "AZURE_CLIENT_ID": "client",
+            "AZURE_CLIENT_SECRET": "azure-secret",
+            "AZURE_TENANT_ID": "tenant",
+            "SCW_ACCESS_KEY": "SCWXXXXXXXXXXXXXXXXX",
+            "SCW_SECRET_KEY": "scw-secret",
+            "SCW_DEFAULT_PROJECT_ID": "project",
+        },
+        home=str(tmp_path / "cloudypad"),
+        extra_env={"HOME": str(tmp_path / "user")},
+    )
+    environment.prepare()
+    try:
+        env, private = environment.env, environment.private_dir
+        assert private is not None
+        assert private.stat().st_mode & 0o777 == 0o700
+        gcp = Path(env["GOOGLE_APPLICATION_CREDENTIALS"])
+        assert gcp.parent == private
+        assert gcp.read_text() == '{"type": "service_account"}'
+        assert gcp.stat().st_mode & 0o777 == 0o600
+        assert "GOOGLE_CREDENTIALS" not in env  # the SDKs never read it; a file they do
+        assert env["ARM_CLIENT_SECRET"] == env["AZURE_CLIENT_SECRET"] == "azure-secret"
+        assert env["ARM_TENANT_ID"] == "tenant"
+        scw = Path(env["HOME"]) / ".config" / "scw" / "config.yaml"
+        assert yaml.safe_load(scw.read_text()) == {
+            "access_key": "SCWXXXXXXXXXXXXXXXXX",
+            "secret_key": "scw-secret",
+            "default_project_id": "project",
+        }
+        assert scw.stat().st_mode & 0o777 == 0o600
+        config = yaml.safe_load((tmp_path / "cloudypad" / "config.yml").read_text())
+        assert config["version"] == "1"
+        assert config["analytics"]["promptedPersonalDataCollectionApproval"] is True
+        assert config["analytics"]["posthog"]["collectionMethod"] == "none"
+    finally:
+        environment.remove()
+    assert not private.exists()

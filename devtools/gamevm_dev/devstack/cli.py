@@ -38,6 +38,7 @@ def dev_main(action: str, args: argparse.Namespace) -> int:
             with_operator=not args.no_operator,
             tensordock_url=args.tensordock_url,
             tensordock_token=args.tensordock_token,
+            cloudypad_cli=args.cloudypad_cli,
         )
     except ValueError as exc:
         print(f"[dev] {exc}", file=sys.stderr)
@@ -87,6 +88,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--tensordock-token",
         default=os.environ.get(TENSORDOCK_TOKEN_ENV) or None,
         help=f"its bearer token (env {TENSORDOCK_TOKEN_ENV}; default: the simulator's)",
+    )
+    parser.add_argument(
+        "--cloudypad-cli",
+        default=None,
+        metavar="PATH|real",
+        help="a CloudyPad CLI instead of the simulator; `real` builds and uses the vendored "
+        "CloudyPad 0.45.1 (../shared/vendor/build-cloudypad.sh, "
+        "GAMEVM_CLOUDYPAD_BUILD_SCRIPT overrides)",
     )
     return parser
 

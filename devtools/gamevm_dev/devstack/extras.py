@@ -20,7 +20,7 @@ from typing import ClassVar
 
 from gamevm_dev.devstack.binaries import REPO_ROOT
 from gamevm_dev.devstack.processes import ManagedProcess, port_accepts, wait_for_port
-from gamevm_dev.devstack.stack import ProcessStep, Stack, Step, StepPendingError
+from gamevm_dev.devstack.stack import ProcessStep, Stack, StackError, Step, StepPendingError
 
 OPERATOR_NAMESPACE = "gamevm-system"
 
@@ -139,18 +139,31 @@ class ExternalTensorDockStep(Step):
 
 
 class CloudyPadSimulatorStep(Step):
-    """The CloudyPad CLI simulator: no process, just its home folder and CLI path."""
+    """The CloudyPad CLI: the simulator by default (no process, just its home folder and CLI
+    path), or any CloudyPad CLI given by `--cloudypad-cli PATH` (`real`: the real CLI
+    0.45.1, built from the vendored source by gamevm_dev.devstack.cloudypad_cli)."""
 
     name = "cloudypad-simulator"
     module_name: ClassVar[str] = "gamevm_dev.simulators.cloudypad_cli"
 
+    def __init__(self, cli: str | None = None) -> None:
+        self.cli = cli
+
     def up(self, stack: Stack) -> str:
-        script = venv_script("cloudypad-sim")
-        if not _has_module(self.module_name) or not script.exists():
-            raise StepPendingError(
-                f"module {self.module_name} / script {script.name} not there yet"
-            )
         home = stack.root / "cloudypad-home"
+        if self.cli:
+            from gamevm_dev.devstack.cloudypad_cli import CloudyPadBuildError, resolve_cli
+
+            try:
+                script = resolve_cli(self.cli)
+            except CloudyPadBuildError as exc:
+                raise StackError(str(exc)) from exc
+        else:
+            script = venv_script("cloudypad-sim")
+            if not _has_module(self.module_name) or not script.exists():
+                raise StepPendingError(
+                    f"module {self.module_name} / script {script.name} not there yet"
+                )
         home.mkdir(parents=True, exist_ok=True)
         stack.state.exports["CLOUDYPAD_HOME"] = str(home)
         stack.state.exports["GAMEVM_CLOUDYPAD_CLI"] = str(script)

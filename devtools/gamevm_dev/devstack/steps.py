@@ -23,11 +23,13 @@ def default_steps(
     *,
     tensordock_url: str | None = None,
     tensordock_token: str | None = None,
+    cloudypad_cli: str | None = None,
 ) -> list[Step]:
     """Every step of `gamevm-dev up`, in start order.
 
     `tensordock_url`: use that TensorDock-compatible endpoint instead of starting the
     bundled simulator (`tensordock_token`: its bearer token, default the simulator's).
+    `cloudypad_cli`: a CloudyPad CLI path, or `real`, instead of the simulator.
     """
     tensordock: Step = (
         ExternalTensorDockStep(tensordock_url) if tensordock_url else TensorDockSimulatorStep()
@@ -39,7 +41,7 @@ def default_steps(
         CrdStep(),
         MongoStep(),
         tensordock,
-        CloudyPadSimulatorStep(),
+        CloudyPadSimulatorStep(cloudypad_cli),
         SimulatorCredentialsStep(tensordock_token=tensordock_token),
         OperatorStep(enabled=with_operator),
         SamplesStep(),

@@ -338,6 +338,9 @@ def cmd_create(parsed: Parsed, faults: Faults) -> None:
         state = _initial_state(parsed, inputs)
         inst.write_state(state)
         inst.write_power("stopped")
+    if faults.silent_create_failure():
+        print_error(CliError(headline, "Provision failed after 1 attempts.", "simulated"))
+        return
     if faults.no_capacity(provider, clouds.placement(provider, inputs)):
         _sleep(PROVISION_S / 4)
         raise CliError(

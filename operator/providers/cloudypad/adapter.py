@@ -33,6 +33,7 @@ from gamevm.providers.cloudypad.catalog import CLOUD_OF_PROVIDER, Cloud, Machine
 from gamevm.providers.cloudypad.cli import (
     cli_error,
     create_args,
+    destroy_args,
     is_already,
     is_not_found,
     is_provisioned,
@@ -330,7 +331,7 @@ class CloudyPadProvider:
     async def delete(self, instance_id: str) -> None:
         """`destroy <name> --yes`; an instance CloudyPad does not know is already gone."""
         what = f"destroy {instance_id}"
-        result = await self._run(["destroy", instance_id, "--yes"], what)
+        result = await self._run(destroy_args(instance_id), what)
         if not result.ok and not is_not_found(self._message(result), instance_id):
             raise self._error(what, result)
         if self._cloud.ssh_key_flag:

@@ -47,6 +47,7 @@ _ERROR_LINE = re.compile(
     r"|error: (?P<commander>.+)"  # commander (option parsing), on stderr
     r"|(?P<prompt>\? .+)"  # an inquirer question it could not ask
     r"|(?P<plain>(?:[A-Za-z]+Error|Error): .+)"
+    r"|err\?: (?P<command>.+)"  # a failed command run by CloudyPad (execa), e.g. pulumi
     r")$"
 )
 _NOISE = re.compile(r"^(?:Error|[A-Za-z]+Error):\s*")
@@ -83,6 +84,10 @@ _USAGE = re.compile(
 )
 _MISSING = re.compile(r"Instance named '(?P<name>[^']+)' does not exist")
 _ALREADY = re.compile(r"already (?:running|started|stopped|destroyed|deleted|gone)", re.IGNORECASE)
+
+NO_INNER_RETRY = ("--retries", "0")
+"""The reconcile is the one retry loop (backoff, visible in status): CloudyPad's own retry
+(once, after 10 s) would run every failing Pulumi action twice inside one run slot."""
 
 STOP_KEEPS_SERVER = (
     "--delete-instance-server-on-stop",
@@ -121,6 +126,7 @@ def create_args(
         "wolf",
         "--autostop",
         "false",
+        *NO_INNER_RETRY,
     ]
     for flag, key in cloud.credential_flags.items():
         if flag_values.get(key):
@@ -142,8 +148,13 @@ def create_args(
 
 
 def power_args(action: str, name: str, timeout: int) -> list[str]:
-    """`start|stop <name> --wait --timeout S`."""
-    return [action, name, "--wait", "--timeout", str(timeout)]
+    """`start|stop <name> --wait --timeout S --retries 0`."""
+    return [action, name, "--wait", "--timeout", str(timeout), *NO_INNER_RETRY]
+
+
+def destroy_args(name: str) -> list[str]:
+    """`destroy <name> --yes --retries 0`."""
+    return ["destroy", name, "--yes", *NO_INNER_RETRY]
 
 
 def clean(text: str) -> str:

@@ -17,6 +17,9 @@ Every key is optional; a missing file means no faults:
 - `crash_after_create_rate`, `crash_after_create_next`: create finishes (state written,
   Wolf running) and then exits 1 with `Error: connection lost ... (simulated crash)`.
 - `garbage_get_rate`, `garbage_get_next`: `get` prints non-JSON and exits 0.
+- `silent_create_failure_rate`, `silent_create_failure_next`: create saves the inputs,
+  logs a provisioning error and still exits 0 (seen with the real CLI when its analytics
+  could not be sent): only `get` shows that nothing was provisioned.
 - `seed`: the RNG of each invocation is seeded with (seed, invocation number), so a
   run of commands is reproducible.
 
@@ -107,6 +110,10 @@ class Faults:
     def crash_after_create(self) -> bool:
         """Exit nonzero after a successful create."""
         return self._draw("crash_after_create")
+
+    def silent_create_failure(self) -> bool:
+        """Fail create after saving the inputs, yet exit 0."""
+        return self._draw("silent_create_failure")
 
     def garbage_get(self) -> bool:
         """Print non-JSON from get."""

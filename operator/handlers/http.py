@@ -177,7 +177,12 @@ async def configuration_report(request: web.Request) -> web.Response:
         # Persisted before the VM hears "accepted": the VM reports once, and an operator
         # restart right after must not lose it.
         await app.kube.patch_gamevm_status(
-            namespace, name, {"configuration": stored.model_dump(mode="json", exclude_none=True)}
+            namespace,
+            name,
+            {
+                "configuration": stored.model_dump(mode="json", exclude_none=True),
+                "gamesMounted": report.games_mounted,
+            },
         )
     except KubeError as exc:
         log.warning("%s: configuration report not stored (%s); the VM retries", key, exc)

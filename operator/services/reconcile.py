@@ -587,21 +587,21 @@ class Reconciler:
         was replaced: ignored.
         """
         report = inp.configuration
-        if report is None:
-            return
         decided = st.decision.decided_at if st.decision else None
         current = st.configuration.reported_at if st.configuration else None
-        if (decided is not None and report.received_at < decided) or (
-            current is not None and report.received_at <= current
+        if report is not None and not (
+            (decided is not None and report.received_at < decided)
+            or (current is not None and report.received_at <= current)
         ):
-            return
-        st.configuration = ConfigurationStatus(
-            reported_at=report.received_at,
-            ready=report.ready,
-            games_mounted=report.games_mounted,
-            message=report.message,
-        )
-        st.games_mounted = report.games_mounted
+            st.configuration = ConfigurationStatus(
+                reported_at=report.received_at,
+                ready=report.ready,
+                games_mounted=report.games_mounted,
+                message=report.message,
+            )
+        if st.configuration is not None:
+            # Whoever stored the report (this step or the endpoint), the flag follows it.
+            st.games_mounted = st.configuration.games_mounted
 
     def _fall_back(self, inp: StepInput, out: Outcome, reason: str, message: str) -> None:
         st = out.status

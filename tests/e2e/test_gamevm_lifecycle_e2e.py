@@ -288,13 +288,22 @@ def test_a_vm_without_the_wolf_setup_stays_configuring(
     assert _post(url, None, report)[0] == 401
     assert _post(url, "wrong-token", report)[0] == 401
     assert _post(url, token, {"gamingEnvironmentReady": "yes", "gamesMounted": True})[0] == 400
+    # Paused, the VM's daemon writes nothing: what lands in status was stored by the
+    # endpoint itself, before it answered (an operator restart cannot lose the report).
+    gamevms.annotate("plain", "gamevm.dev/paused=true")
+    gamevms.wait(
+        "plain",
+        lambda s: _cond(s, "Synced").get("reason") == "ReconcilePaused",
+        timeout=30,
+        what="paused",
+    )
     assert _post(url, token, report)[0] == 200
-    # Stored at once (a restart cannot lose it), but a report alone is not running:
-    # Wolf must answer too, and on this VM nothing does.
     status = gamevms.wait(
         "plain", lambda s: "configuration" in s, timeout=10, what="configuration stored"
     )
     assert status["configuration"]["ready"] is True
+    gamevms.annotate("plain", "gamevm.dev/paused-")
+    # A report alone is not running: Wolf must answer too, and on this VM nothing does.
     status = gamevms.wait(
         "plain",
         lambda s: _cond(s, "EnvironmentReady").get("reason") == "WolfNotAnswering",

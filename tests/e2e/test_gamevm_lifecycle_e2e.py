@@ -281,7 +281,7 @@ def test_a_vm_without_the_wolf_setup_stays_configuring(
     )
     token = base64.b64decode(secret["data"]["heartbeat-token"]).decode()
     url = (
-        f"http://127.0.0.1:{gamevm_operator.process.http_port}"
+        f"http://127.0.0.1:{gamevm_operator.process.api_port}"
         f"/v1/gamevms/{gamevms.namespace}/plain/configuration"
     )
     report = {"gamingEnvironmentReady": True, "gamesMounted": True, "message": "by hand"}

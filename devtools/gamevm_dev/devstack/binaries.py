@@ -197,17 +197,24 @@ def _run_build(
                 returncode = process.wait(timeout=_HEARTBEAT_SECONDS)
                 break
             except subprocess.TimeoutExpired:
-                elapsed = time.monotonic() - started
-                left = max(expected - elapsed, 0)
-                progress(
-                    f"still building {', '.join(names)}: {elapsed:.0f}s elapsed, "
-                    f"about {left:.0f}s left"
-                )
+                progress(_build_progress(names, time.monotonic() - started, expected))
     if returncode != 0:
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
         raise BinaryNotFoundError(
             f"building {', '.join(names)} failed (exit {returncode}); see {log}:\n{tail}"
         )
+
+
+def _build_progress(names: list[str], elapsed: float, expected: int) -> str:
+    """One heartbeat line: elapsed, and what is left (or that the usual time has passed:
+    the cold-build estimates come from an idle 2-core machine)."""
+    left = expected - elapsed
+    remaining = (
+        f"about {left:.0f}s left"
+        if left >= 1
+        else f"past the usual {expected}s (a busy machine builds slower; log in {bin_dir()})"
+    )
+    return f"still building {', '.join(names)}: {elapsed:.0f}s elapsed, {remaining}"
 
 
 def resolve(specs: list[BinarySpec], progress: Progress) -> dict[str, Path]:

@@ -107,7 +107,6 @@ def run_steady(
         sim, sim_port = preload(stack, custom, workdir, names, limit_per_minute)
         processes.append(sim)
         log(f"steady: statuses written after {time.monotonic() - started:.0f}s")
-        wait_healthy(sim_port)
         sim_url = f"http://127.0.0.1:{sim_port}"
         metrics_port = free_port()
         env = dict(os.environ)
@@ -194,31 +193,18 @@ def preload(
     rows = [{"id": ids[m], "name": instance_name(uids[m]), "hostnode_id": node} for m in names]
     path = workdir / "preload.json"
     path.write_text(json.dumps(rows))
-    wolf_port, sim_port, token = free_port(), free_port(), secrets.token_urlsafe(16)
-    sim = ManagedProcess(
-        name="tensordock-steady",
-        command=[
-            sys.executable,
-            str(REPO / "bench" / "steady_tensordock.py"),
-            "--preload",
-            str(path),
-            "--wolf-port",
-            str(wolf_port),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(sim_port),
-            "--token",
-            token,
-            "--delay-scale",
-            "0",
-            "--rate-limit",
-            str(limit_per_minute),
-        ],
-        log_path=workdir / "steady-sim.log",
-        pid_path=workdir / "steady-sim.pid",
-    )
-    sim.start()
+    token = secrets.token_urlsafe(16)
+    for _attempt in range(3):
+        # A free port can be taken by another process before the simulator binds it.
+        wolf_port, sim_port = free_port(), free_port()
+        sim = start_sim(workdir, path, wolf_port, sim_port, token, limit_per_minute)
+        try:
+            wait_healthy(sim_port, alive=sim.running)
+            break
+        except RuntimeError:
+            sim.stop()
+    else:
+        raise RuntimeError(f"steady simulator did not start; see {workdir / 'steady-sim.log'}")
     stack.kubectl("apply", "-f", "-", input_text=json.dumps(credentials_secret(token, {})))
     now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
@@ -231,6 +217,37 @@ def preload(
     with ThreadPoolExecutor(PATCH_THREADS) as pool:
         list(pool.map(patch, names))
     return sim, sim_port
+
+
+def start_sim(
+    workdir: Path, preload: Path, wolf_port: int, sim_port: int, token: str, limit: int
+) -> ManagedProcess:
+    """The preloaded simulator (bench/steady_tensordock.py) on `sim_port`."""
+    sim = ManagedProcess(
+        name="tensordock-steady",
+        command=[
+            sys.executable,
+            str(REPO / "bench" / "steady_tensordock.py"),
+            "--preload",
+            str(preload),
+            "--wolf-port",
+            str(wolf_port),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(sim_port),
+            "--token",
+            token,
+            "--delay-scale",
+            "0",
+            "--rate-limit",
+            str(limit),
+        ],
+        log_path=workdir / "steady-sim.log",
+        pid_path=workdir / "steady-sim.pid",
+    )
+    sim.start()
+    return sim
 
 
 def settle(stack: Stack, *, quiet_s: float = 10.0, limit_s: float = 900.0) -> str:
@@ -255,11 +272,13 @@ def sim_requests(url: str) -> dict[str, int]:
     return {str(k): int(v) for k, v in stats["requests"].items()}
 
 
-def wait_healthy(port: int, timeout: float = 120.0) -> None:
+def wait_healthy(
+    port: int, timeout: float = 120.0, alive: Callable[[], bool] = lambda: True
+) -> None:
     import urllib.request
 
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and alive():
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/_sim/health", timeout=2) as resp:
                 if resp.status == 200:
@@ -275,3 +294,24 @@ def current_rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def main() -> None:
+    """`python bench/steady.py N [SECONDS]`: the steady run alone; prints its JSON."""
+    import shutil
+    import tempfile
+
+    from bench.run import bench_config, log
+
+    n = int(sys.argv[1])
+    seconds = float(sys.argv[2]) if len(sys.argv) > 2 else 180.0
+    workdir = Path(tempfile.mkdtemp(prefix="gamevm-steady-"))
+    try:
+        result = run_steady(workdir, n, seconds, 100, bench_config(), log)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -41,6 +41,7 @@ NAMESPACE = "steady"
 
 def vm_status(uid: str, instance_id: str, wolf_port: int, now: str) -> dict[str, Any]:
     """What the operator itself writes for a running TensorDock VM (its last status)."""
+    decided = "2026-01-01T00:00:00Z"  # before the configuration report, as in real life
     conditions = [
         {"type": t, "status": "True", "reason": r, "message": m, "lastTransitionTime": now}
         for t, r, m in (
@@ -69,10 +70,12 @@ def vm_status(uid: str, instance_id: str, wolf_port: int, now: str) -> dict[str,
             "chosenProvider": "tensordock",
             "chosenRegion": "us-central",
             "chosenPlacement": catalog.HOSTNODES[0].id,
-            "decidedAt": now,
+            "decidedAt": decided,
             "candidates": [],
         },
         "message": "running",
+        # The VM's cloud-init report (TensorDock VMs): configured, Wolf started.
+        "configuration": {"reportedAt": now, "ready": True, "gamesMounted": False},
         "conditions": conditions,
         "observedGeneration": 1,
     }

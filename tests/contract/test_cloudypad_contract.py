@@ -385,13 +385,16 @@ async def test_cli_runs_are_bounded_across_providers(tmp_path: Path) -> None:
     gcp = providers[CloudProvider.CLOUDYPAD_GCP]
     paperspace = providers[CloudProvider.CLOUDYPAD_PAPERSPACE]
     names = [f"gvm-{c}" for c in "abcdef"]
-    results = await asyncio.gather(
-        *(p.observe(n) for p, n in zip([gcp, paperspace] * 3, names, strict=True))
-    )
+    try:
+        results = await asyncio.gather(
+            *(p.observe(n) for p, n in zip([gcp, paperspace] * 3, names, strict=True))
+        )
+    finally:
+        await close_providers(providers)
     assert results == [None] * 6
     running = peak = 0
     for line in log.read_text().split():
         running += 1 if line == "start" else -1
         peak = max(peak, running)
-    assert peak == 2
-    await close_providers(providers)
+    # Never more than the bound (6 without it); how many overlap below it is scheduling.
+    assert 1 <= peak <= 2

@@ -69,11 +69,11 @@ def analytics_off_config() -> str:
 def _write_private(path: Path, text: str) -> None:
     """Write a file only its owner can read, atomically."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    # A unique temporary name: the five CloudyPad providers may write the same file at once.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mode 0600
     with os.fdopen(fd, "w") as handle:
         handle.write(text)
-    tmp.replace(path)
+    Path(tmp).replace(path)
 
 
 @dataclass

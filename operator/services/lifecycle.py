@@ -73,11 +73,19 @@ class Transition:
     sets_message: bool = True
 
 
+# Condition sets that several transitions share. The order matters: a transition's first
+# condition is the one `Post.ON_CHANGE` compares.
 _READY_FALSE = CondSpec(ConditionType.READY, "False")
+_NOT_READY = (_READY_FALSE,)
+_ENV_NOT_READY = (CondSpec(ConditionType.ENVIRONMENT_READY, "False"), _READY_FALSE)
+_NOT_ADMITTED = (CondSpec(ConditionType.ADMITTED, "False"), _READY_FALSE)
+_NOT_PROVISIONED = (_READY_FALSE, CondSpec(ConditionType.PROVISIONED, "False"))
+_NOT_SYNCED = (CondSpec(ConditionType.SYNCED, "False"),)
 _STOPPED = (
     CondSpec(ConditionType.READY, "False", "Stopped"),
     CondSpec(ConditionType.ENVIRONMENT_READY, "False", "Stopped"),
 )
+_AUTO_STOPPED = (*_STOPPED, CondSpec(ConditionType.AUTO_STOPPED, "True"))
 
 TRANSITIONS: dict[Reason, Transition] = {
     # -- progress ---------------------------------------------------------------------
@@ -116,19 +124,19 @@ TRANSITIONS: dict[Reason, Transition] = {
     # Cloud-init VMs: up, but not (yet) configured as their report says.
     Reason.AWAITING_CONFIGURATION: Transition(
         VMStatus.CONFIGURING,
-        (CondSpec(ConditionType.ENVIRONMENT_READY, "False"), _READY_FALSE),
+        _ENV_NOT_READY,
         environment_ready=False,
     ),
     Reason.CONFIGURATION_FAILED: Transition(
         VMStatus.CONFIGURING,
-        (CondSpec(ConditionType.ENVIRONMENT_READY, "False"), _READY_FALSE),
+        _ENV_NOT_READY,
         "Warning",
         Post.ON_CHANGE,
         environment_ready=False,
     ),
     Reason.OPERATOR_URL_MISSING: Transition(
         VMStatus.CONFIGURING,
-        (CondSpec(ConditionType.ENVIRONMENT_READY, "False"), _READY_FALSE),
+        _ENV_NOT_READY,
         "Warning",
         Post.ON_CHANGE,
         environment_ready=False,
@@ -153,7 +161,7 @@ TRANSITIONS: dict[Reason, Transition] = {
     # -- stops --------------------------------------------------------------------------
     Reason.IDLE: Transition(
         VMStatus.STOPPED,
-        (*_STOPPED, CondSpec(ConditionType.AUTO_STOPPED, "True")),
+        _AUTO_STOPPED,
         "Normal",
         Post.ALWAYS,
         event_reason="AutoStopped",
@@ -162,7 +170,7 @@ TRANSITIONS: dict[Reason, Transition] = {
     ),
     Reason.MAX_SESSION: Transition(
         VMStatus.STOPPED,
-        (*_STOPPED, CondSpec(ConditionType.AUTO_STOPPED, "True")),
+        _AUTO_STOPPED,
         "Normal",
         Post.ALWAYS,
         event_reason="AutoStopped",
@@ -200,54 +208,54 @@ TRANSITIONS: dict[Reason, Transition] = {
         environment_ready=False,
     ),
     # -- blocked before provisioning ----------------------------------------------------
-    Reason.EMULATOR_CONFIG_MISSING: Transition(KEEP, (_READY_FALSE,), "Warning", Post.ON_CHANGE),
+    Reason.EMULATOR_CONFIG_MISSING: Transition(KEEP, _NOT_READY, "Warning", Post.ON_CHANGE),
     Reason.NO_ELIGIBLE_PROVIDER: Transition(
         VMStatus.ERROR,
-        (_READY_FALSE, CondSpec(ConditionType.PROVISIONED, "False")),
+        _NOT_PROVISIONED,
         "Warning",
         Post.ON_CHANGE,
     ),
     Reason.RUN_STRATEGY_NOT_ALLOWED: Transition(
         VMStatus.ERROR,
-        (CondSpec(ConditionType.ADMITTED, "False"), _READY_FALSE),
+        _NOT_ADMITTED,
         "Warning",
         Post.ON_CHANGE,
         phase_only_unprovisioned=True,
     ),
     Reason.DELETION_POLICY_NOT_ALLOWED: Transition(
         VMStatus.ERROR,
-        (CondSpec(ConditionType.ADMITTED, "False"), _READY_FALSE),
+        _NOT_ADMITTED,
         "Warning",
         Post.ON_CHANGE,
         phase_only_unprovisioned=True,
     ),
     Reason.INVALID_SPEC: Transition(
         VMStatus.ERROR,
-        (_READY_FALSE,),
+        _NOT_READY,
         "Warning",
         Post.ON_CHANGE,
         phase_only_unprovisioned=True,
     ),
     Reason.GAME_LIBRARY_CREDENTIALS_UNAVAILABLE: Transition(
-        KEEP, (_READY_FALSE,), "Warning", Post.ON_CHANGE
+        KEEP, _NOT_READY, "Warning", Post.ON_CHANGE
     ),
     Reason.ACCESS_KEY_MISSING: Transition(
         VMStatus.ERROR,
-        (_READY_FALSE,),
+        _NOT_READY,
         "Warning",
         Post.ON_CHANGE,
         phase_only_unprovisioned=True,
     ),
     Reason.ACCESS_SECRET_CONFLICT: Transition(
         VMStatus.ERROR,
-        (_READY_FALSE, CondSpec(ConditionType.PROVISIONED, "False")),
+        _NOT_PROVISIONED,
         "Warning",
         Post.ON_CHANGE,
         phase_only_unprovisioned=True,
     ),
     Reason.ACCESS_KEY_REMOVED: Transition(
         VMStatus.ERROR,
-        (_READY_FALSE,),
+        _NOT_READY,
         "Warning",
         Post.ON_CHANGE,
         phase_only_unprovisioned=True,
@@ -255,20 +263,20 @@ TRANSITIONS: dict[Reason, Transition] = {
     # -- problems with an instance ------------------------------------------------------
     Reason.INSTANCE_LOST: Transition(
         VMStatus.ERROR,
-        (_READY_FALSE, CondSpec(ConditionType.PROVISIONED, "False")),
+        _NOT_PROVISIONED,
         "Warning",
         Post.ON_CHANGE,
         environment_ready=False,
     ),
     Reason.PLACEMENT_LOST: Transition(
         VMStatus.CREATING,
-        (_READY_FALSE, CondSpec(ConditionType.PROVISIONED, "False")),
+        _NOT_PROVISIONED,
         "Warning",
         Post.ALWAYS,
         environment_ready=False,
     ),
     Reason.INSTANCE_ERROR: Transition(
-        VMStatus.ERROR, (_READY_FALSE,), "Warning", Post.ON_CHANGE, environment_ready=False
+        VMStatus.ERROR, _NOT_READY, "Warning", Post.ON_CHANGE, environment_ready=False
     ),
     Reason.UNSAFE_WOLF_ADDRESS: Transition(
         VMStatus.CONFIGURING,
@@ -282,7 +290,7 @@ TRANSITIONS: dict[Reason, Transition] = {
     ),
     Reason.PROVIDER_RETRYING: Transition(
         KEEP,
-        (CondSpec(ConditionType.SYNCED, "False"),),
+        _NOT_SYNCED,
         "Warning",
         Post.ON_CHANGE,
     ),
@@ -294,7 +302,7 @@ TRANSITIONS: dict[Reason, Transition] = {
     ),
     Reason.PAUSED: Transition(
         KEEP,
-        (CondSpec(ConditionType.SYNCED, "False"),),
+        _NOT_SYNCED,
         "Normal",
         Post.ON_CHANGE,
         sets_message=False,

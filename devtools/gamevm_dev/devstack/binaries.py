@@ -5,10 +5,10 @@ GAMEVM_KUBE_CONTROLLER_MANAGER, GAMEVM_KUBECTL, GAMEVM_ETCD), then
 KUBEBUILDER_ASSETS, then PATH, then the cache folder (~/.cache/gamevm/bin or
 GAMEVM_BIN_DIR); kube-apiserver, kube-controller-manager and kubectl are built
 there with the machine's Go by hack/build-kube.sh when nothing is found, and etcd by
-hack/build-etcd.sh (a wrapper module pinned to etcd 3.6.16), so a fresh machine needs
-only Go: no system etcd. FerretDB (the second Mongo-wire server of the tests, see
-ferretdb.py) is built by hack/build-ferretdb.sh; it is looked up only in GAMEVM_FERRETDB and
-the cache, never on PATH (the wrapper's flags are ours).
+hack/build-go-wrapper.sh (from hack/etcd, a wrapper module pinned to etcd 3.6.16), so a
+fresh machine needs only Go: no system etcd. FerretDB (the second Mongo-wire server of the
+tests, see ferretdb.py) is built by the same script from hack/ferretdb; it is looked up only
+in GAMEVM_FERRETDB and the cache, never on PATH (the wrapper's flags are ours).
 """
 
 from __future__ import annotations
@@ -27,10 +27,10 @@ script's own default only matters when it is run by hand)."""
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 BUILD_SCRIPT = REPO_ROOT / "hack" / "build-kube.sh"
-ETCD_BUILD_SCRIPT = REPO_ROOT / "hack" / "build-etcd.sh"
-FERRETDB_BUILD_SCRIPT = REPO_ROOT / "hack" / "build-ferretdb.sh"
-_OWN_SCRIPTS = {"etcd": ETCD_BUILD_SCRIPT, "ferretdb": FERRETDB_BUILD_SCRIPT}
-"""Binaries built by their own script (the rest by hack/build-kube.sh)."""
+WRAPPER_BUILD_SCRIPT = REPO_ROOT / "hack" / "build-go-wrapper.sh"
+_WRAPPERS = ("etcd", "ferretdb")
+"""Binaries built from our own wrapper modules (hack/NAME) by WRAPPER_BUILD_SCRIPT; the rest
+by hack/build-kube.sh."""
 
 Progress = Callable[[str], None]
 _HEARTBEAT_SECONDS = 30.0
@@ -76,14 +76,14 @@ ETCD = BinarySpec(
     "etcd",
     "GAMEVM_ETCD",
     buildable=True,
-    install_hint="install Go 1.24+ so hack/build-etcd.sh can build it, "
+    install_hint="install Go 1.24+ so hack/build-go-wrapper.sh can build it, "
     "or set GAMEVM_ETCD to an etcd 3.4.22+ binary",
 )
 FERRETDB = BinarySpec(
     "ferretdb",
     "GAMEVM_FERRETDB",
     buildable=True,
-    install_hint="install Go 1.24+ so hack/build-ferretdb.sh can build it, or set "
+    install_hint="install Go 1.24+ so hack/build-go-wrapper.sh can build it, or set "
     "GAMEVM_FERRETDB to a binary built from hack/ferretdb",
     search_path=False,
 )
@@ -146,9 +146,8 @@ _TYPICAL_BUILD_SECONDS = {
 
 
 def build(names: list[str], progress: Progress) -> None:
-    """Build the missing binaries into the cache folder: etcd and ferretdb with their own
-    scripts (hack/build-etcd.sh, hack/build-ferretdb.sh), the Kubernetes ones with
-    hack/build-kube.sh."""
+    """Build the missing binaries into the cache folder: etcd and ferretdb from their wrapper
+    modules (hack/build-go-wrapper.sh), the Kubernetes ones with hack/build-kube.sh."""
     if shutil.which("go") is None:
         raise BinaryNotFoundError(
             f"{', '.join(names)} not found and `go` is not on PATH to build "
@@ -164,10 +163,11 @@ def build(names: list[str], progress: Progress) -> None:
         f"time, cached afterwards (log: {target / 'build.log'})"
     )
     started = time.monotonic()
-    kube = [name for name in names if name not in _OWN_SCRIPTS]
-    for name, script in _OWN_SCRIPTS.items():
+    kube = [name for name in names if name not in _WRAPPERS]
+    for name in _WRAPPERS:
         if name in names:
-            _run_build([str(script), str(target)], [name], started, expected, progress)
+            command = [str(WRAPPER_BUILD_SCRIPT), name, str(target)]
+            _run_build(command, [name], started, expected, progress)
     if kube:
         _run_build([str(BUILD_SCRIPT), str(target), *kube], kube, started, expected, progress)
     progress(f"built {', '.join(names)} in {time.monotonic() - started:.0f}s")

@@ -495,11 +495,12 @@ def idle(bench: Bench, pid: int, before: str) -> tuple[float, int, str]:
     `before` is a scrape taken once the API server had seen no write for a few seconds
     (kopf posts Events from a queue, still draining when the last VM reports running).
     """
-    cpu0, t0 = procstats.cpu_seconds(pid), time.monotonic()
+    cpu0 = procstats.sample_cpu(pid)
     time.sleep(bench.idle_seconds)
-    cpu1, t1 = procstats.cpu_seconds(pid), time.monotonic()
+    cpu1 = procstats.sample_cpu(pid)
     writes = apimetrics.writes_between(before, bench.scrape())
-    return 100 * (cpu1 - cpu0) / (t1 - t0), sum(writes.values()), apimetrics.describe(writes)
+    cpu = procstats.cpu_percent(cpu0, cpu1, pid)
+    return cpu, sum(writes.values()), apimetrics.describe(writes)
 
 
 def memory_top(process: ManagedProcess, path: Path) -> None:

@@ -143,13 +143,12 @@ def run_steady(
         boot = time.monotonic()
         settled = settle(stack, limit_s=900)
         log(f"steady: operator settled {time.monotonic() - boot:.0f}s after start")
-        sim0, cpu0, t0 = sim_requests(sim_url), procstats.cpu_seconds(pid), time.monotonic()
-        sim_cpu0 = procstats.cpu_seconds(sim.pid or 0)
+        sim_pid = sim.pid or 0
+        sim0, cpu0 = sim_requests(sim_url), procstats.sample_cpu(pid, sim_pid)
         time.sleep(seconds)
-        sim1, cpu1, t1 = sim_requests(sim_url), procstats.cpu_seconds(pid), time.monotonic()
-        sim_cpu1 = procstats.cpu_seconds(sim.pid or 0)
+        sim1, cpu1 = sim_requests(sim_url), procstats.sample_cpu(pid, sim_pid)
         after = stack.kubectl("get", "--raw", "/metrics", timeout=120).stdout
-        minutes = (t1 - t0) / 60
+        minutes = (cpu1.at - cpu0.at) / 60
         writes = apimetrics.writes_between(settled, after)
         requests = {k: sim1[k] - sim0.get(k, 0) for k in sim1 if sim1[k] > sim0.get(k, 0)}
         running = sum(
@@ -162,15 +161,15 @@ def run_steady(
         result = {
             "steady_n": n,
             "steady_running": running,
-            "steady_seconds": round(t1 - t0, 1),
-            "steady_rss_mb": round(current_rss_mb(pid), 1),
+            "steady_seconds": round(cpu1.at - cpu0.at, 1),
+            "steady_rss_mb": round(procstats.rss_mb(pid), 1),
             "steady_peak_rss_mb": round(procstats.peak_rss_mb(pid), 1),
-            "steady_idle_cpu_pct": round(100 * (cpu1 - cpu0) / (t1 - t0), 2),
+            "steady_idle_cpu_pct": round(procstats.cpu_percent(cpu0, cpu1, pid), 2),
             "steady_provider_requests_per_min": round(sum(requests.values()) / minutes, 2),
             "steady_provider_requests": requests,
             "steady_api_writes_per_min": round(sum(writes.values()) / minutes, 2),
             "steady_api_writes": apimetrics.describe(writes),
-            "steady_simulator_cpu_pct": round(100 * (sim_cpu1 - sim_cpu0) / (t1 - t0), 2),
+            "steady_simulator_cpu_pct": round(procstats.cpu_percent(cpu0, cpu1, sim_pid), 2),
             "steady_load_average": os.getloadavg()[0],
         }
         log(f"steady: {result}")
@@ -289,14 +288,6 @@ def wait_healthy(
         except OSError:
             time.sleep(0.5)
     raise RuntimeError("steady simulator did not start")
-
-
-def current_rss_mb(pid: int) -> float:
-    """VmRSS now (VmHWM is the peak, start-up included)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def main() -> None:

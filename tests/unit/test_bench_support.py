@@ -21,6 +21,19 @@ def test_vm_hwm_is_peak_rss() -> None:
         procstats.parse_vm_hwm_kib("Name:\tx\n")
 
 
+def test_status_fields_current_rss() -> None:
+    assert procstats.parse_status_kib(STATUS, "VmRSS") == 100000
+    with pytest.raises(ValueError, match="VmRSS"):
+        procstats.parse_status_kib("Name:\tx\n", "VmRSS")
+
+
+def test_cpu_percent_between_samples() -> None:
+    before = procstats.CpuSample(10.0, {1: 5.0, 2: 1.0})
+    after = procstats.CpuSample(30.0, {1: 7.0, 2: 1.5})
+    assert procstats.cpu_percent(before, after, 1) == 10.0
+    assert procstats.cpu_percent(before, after, 2) == 2.5
+
+
 def test_cpu_ticks_survive_parentheses_in_the_command_name() -> None:
     assert procstats.parse_cpu_ticks(STAT) == 300
 
@@ -28,6 +41,9 @@ def test_cpu_ticks_survive_parentheses_in_the_command_name() -> None:
 def test_live_process_figures() -> None:
     assert procstats.peak_rss_mb(os.getpid()) > 1
     assert procstats.cpu_seconds(os.getpid()) > 0
+    assert 0 < procstats.rss_mb(os.getpid()) <= procstats.peak_rss_mb(os.getpid())
+    sample = procstats.sample_cpu(os.getpid())
+    assert sample.seconds[os.getpid()] > 0
 
 
 def test_percentile_nearest_rank() -> None:

@@ -71,9 +71,17 @@ async def _run(settings: Settings) -> int:
 
 
 def _lost(stop: asyncio.Event) -> None:
+    # The clean stop is kopf's own: its stop flag. It has no bound, so the process still
+    # ends before another replica may take the Lease. kopf (1.45) offers no bounded one:
+    # - settings.process.ultimate_exiting_timeout ignores a stop by stop flag, counts
+    #   only from SIGTERM/SIGINT, and ends with SIGKILL (exit 137, not 3);
+    # - after its root tasks stop, kopf gives spawned tasks 5 s before cancelling them,
+    #   then waits for them without a timeout (a task that swallows cancellation holds
+    #   it forever);
+    # - asyncio.run then joins the default executor's threads (asyncio.to_thread calls
+    #   in flight: kubernetes or pymongo calls with their own long timeouts);
+    # - an error raised from a daemon or handler is retried by kopf, never stops it.
     stop.set()
-    # kopf stops its daemons within their cancellation timeout; should anything hang,
-    # the process still ends before another replica may take the Lease.
     asyncio.get_running_loop().call_later(
         HARD_EXIT_AFTER_LOSS_SECONDS, os._exit, EXIT_LOST_LEADERSHIP
     )

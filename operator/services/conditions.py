@@ -16,6 +16,17 @@ def set_condition(
     generation: int | None,
 ) -> list[Condition]:
     """A new list with `type_` set; other conditions untouched, order stable."""
+
+    def condition(last_transition_time: datetime) -> Condition:
+        return Condition(
+            type=type_,
+            status=status,
+            reason=reason,
+            message=message,
+            last_transition_time=last_transition_time,
+            observed_generation=generation,
+        )
+
     result: list[Condition] = []
     found = False
     for existing in conditions:
@@ -23,28 +34,11 @@ def set_condition(
             result.append(existing)
             continue
         found = True
-        transition = existing.last_transition_time if existing.status == status else now
         result.append(
-            Condition(
-                type=type_,
-                status=status,
-                reason=reason,
-                message=message,
-                last_transition_time=transition,
-                observed_generation=generation,
-            )
+            condition(existing.last_transition_time if existing.status == status else now)
         )
     if not found:
-        result.append(
-            Condition(
-                type=type_,
-                status=status,
-                reason=reason,
-                message=message,
-                last_transition_time=now,
-                observed_generation=generation,
-            )
-        )
+        result.append(condition(now))
     return result
 
 

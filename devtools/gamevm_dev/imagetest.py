@@ -20,6 +20,7 @@ import base64
 import json
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -33,6 +34,7 @@ from typing import Any
 import yaml
 
 from gamevm_dev.devstack import binaries
+from gamevm_dev.devstack.extras import TENSORDOCK_DELAY_SCALE_ENV
 from gamevm_dev.devstack.processes import free_port, http_ok, log_tail
 from gamevm_dev.devstack.stack import Stack, StackError
 from gamevm_dev.devstack.steps import default_steps
@@ -194,6 +196,7 @@ def find_operator_pid(unshare_pid: int) -> int | None:
 def container_env(config: dict[str, Any], stack: Stack, port: int) -> dict[str, str]:
     """The image's own environment plus what the Deployment and the kubelet set."""
     env = dict(item.split("=", 1) for item in config.get("Env") or [])
+    api_port = free_port()
     env.update(
         {
             "KUBERNETES_SERVICE_HOST": "127.0.0.1",
@@ -202,7 +205,10 @@ def container_env(config: dict[str, Any], stack: Stack, port: int) -> dict[str, 
             "GAMEVM_HTTP_HOST": "127.0.0.1",
             "GAMEVM_HTTP_PORT": str(port),
             "GAMEVM_API_HOST": "127.0.0.1",
-            "GAMEVM_API_PORT": str(free_port()),
+            "GAMEVM_API_PORT": str(api_port),
+            # The simulated VM sends its configuration report here, as a real VM would to
+            # the install's public URL; without it the VM stays configuring.
+            "GAMEVM_PUBLIC_URL": f"http://127.0.0.1:{api_port}",
             # One operator process here: no Lease to elect on (tests/e2e cover the election).
             "GAMEVM_LEADER_ELECTION": "false",
             "GAMEVM_LOG_FORMAT": "json",
@@ -285,6 +291,8 @@ def check_image(args: argparse.Namespace, stack: Stack, container: Container) ->
     )
     rootfs = container.mount()
     check_only_the_operator_ships(rootfs)
+    # The simulated VM configures itself in 12 s instead of a real machine's 4 minutes.
+    os.environ.setdefault(TENSORDOCK_DELAY_SCALE_ENV, "0.05")
     stack.up(only=STACK_STEPS)
     install_rbac(stack)
     secrets = Path(tempfile.mkdtemp(prefix="sa-", dir=stack.root.parent))
@@ -382,6 +390,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     state = Path(args.state_dir).resolve()
     state.mkdir(parents=True, exist_ok=True)
     stack = Stack(state / "stack", steps=default_steps(with_operator=False))
+    # A fresh cluster each run: a GameVM left by an earlier run would answer for this one.
+    stack.down()
+    shutil.rmtree(state / "stack", ignore_errors=True)
     container: Container | None = None
     try:
         container = Container(args.image, state / "operator.log")

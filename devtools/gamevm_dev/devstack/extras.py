@@ -87,6 +87,9 @@ class MongoStep(ProcessStep):
         stack.state.exports["GAMEVM_MONGODB_URI"] = uri
 
 
+TENSORDOCK_DELAY_SCALE_ENV = "TENSORDOCK_SIM_DELAY_SCALE"
+
+
 class TensorDockSimulatorStep(ProcessStep):
     """The TensorDock API simulator (python -m gamevm_dev.simulators.tensordock)."""
 
@@ -102,6 +105,9 @@ class TensorDockSimulatorStep(ProcessStep):
             sys.executable, "-m", self.module_name, "--host", "127.0.0.1", "--port", str(port),
             # VMs survive a simulator restart, like the cluster's GameVMs do.
             "--state-file", str(stack.root / "tensordock-state.json"),
+            # Realistic delays (boot, a 4-minute configuration) unless told otherwise, as
+            # CLOUDYPAD_SIM_DELAY_SCALE does for the CloudyPad simulator.
+            "--delay-scale", os.environ.get(TENSORDOCK_DELAY_SCALE_ENV, "1"),
         ]  # fmt: skip
 
     def up(self, stack: Stack) -> str:

@@ -7,7 +7,6 @@ event), and prints the figures. Run: .venv/bin/python bench/mirror.py [--vms 50]
 
 import argparse
 import asyncio
-import socket
 import statistics
 import subprocess
 import sys
@@ -27,6 +26,7 @@ from gamevm_dev.devstack.mongo import (  # noqa: E402
     mongo_uri,
     wait_until_ready,
 )
+from gamevm_dev.simulators.ports import free_port  # noqa: E402
 from tests.fixtures.mongo import gamevm_body  # noqa: E402
 
 # One lifecycle as the watch stream shows it: each step is one new resourceVersion.
@@ -38,12 +38,6 @@ LIFECYCLE: list[tuple[str, dict[str, Any]]] = [
     *[("running", {"lastActivity": f"2026-11-26T10:{m:02d}:00Z"}) for m in range(21, 26)],
     ("stopped", {}),
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _pct(values: list[float], pct: float) -> float:
@@ -94,7 +88,7 @@ def main() -> None:
     parser.add_argument("--vms", type=int, default=50)
     args = parser.parse_args()
     binary = mongo_binary()
-    port = _free_port()
+    port = free_port()
     with tempfile.TemporaryDirectory(prefix="gamevm-bench-") as tmp:
         command = mongo_command(binary, Path(tmp) / "data", port)
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -49,9 +49,10 @@ from bench.stats import percentile  # noqa: E402
 from bench.steady import run_steady  # noqa: E402
 from bench.workload import RunningWatch, create_all  # noqa: E402
 from gamevm.models.names import GAMEVM_PLURAL, GROUP, VERSION  # noqa: E402
-from gamevm_dev.devstack.processes import ManagedProcess, free_port  # noqa: E402
+from gamevm_dev.devstack.processes import ManagedProcess  # noqa: E402
 from gamevm_dev.devstack.stack import Stack  # noqa: E402
 from gamevm_dev.devstack.steps import CONTROL_PLANE, default_steps  # noqa: E402
+from gamevm_dev.simulators.ports import free_port  # noqa: E402
 from tests.fixtures.operator_env import (  # noqa: E402
     OPERATOR_NAMESPACE,
     credentials_secret,

@@ -27,9 +27,10 @@ from bench import apimetrics, procstats
 from bench.workload import create_all
 from gamevm.models.names import GAMEVM_PLURAL, GROUP, VERSION
 from gamevm.services.reconcile import instance_name
-from gamevm_dev.devstack.processes import ManagedProcess, free_port
+from gamevm_dev.devstack.processes import ManagedProcess
 from gamevm_dev.devstack.stack import Stack
 from gamevm_dev.devstack.steps import CONTROL_PLANE, default_steps
+from gamevm_dev.simulators.ports import free_port
 from gamevm_dev.simulators.tensordock import catalog
 from tests.fixtures.operator_env import OPERATOR_NAMESPACE, credentials_secret
 from tests.fixtures.stack import operator_command

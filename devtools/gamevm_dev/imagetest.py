@@ -35,9 +35,10 @@ import yaml
 
 from gamevm_dev.devstack import binaries
 from gamevm_dev.devstack.extras import TENSORDOCK_DELAY_SCALE_ENV
-from gamevm_dev.devstack.processes import free_port, http_ok, log_tail
+from gamevm_dev.devstack.processes import http_ok, log_tail
 from gamevm_dev.devstack.stack import Stack, StackError
 from gamevm_dev.devstack.steps import default_steps
+from gamevm_dev.simulators.ports import free_port
 
 REPO_ROOT = binaries.REPO_ROOT
 NAMESPACE = "gamevm-system"

@@ -19,7 +19,8 @@ import pytest
 import yaml
 
 from gamevm_dev.devstack.binaries import KUBE_VERSION
-from gamevm_dev.devstack.processes import ManagedProcess, free_port, pid_alive, stop_pid
+from gamevm_dev.devstack.processes import ManagedProcess, pid_alive, stop_pid
+from gamevm_dev.simulators.ports import free_port
 from tests.fixtures.stack import Kubectl, KubeStack
 
 pytestmark = pytest.mark.e2e

@@ -19,8 +19,9 @@ from types import ModuleType
 from typing import ClassVar
 
 from gamevm_dev.devstack.binaries import REPO_ROOT
-from gamevm_dev.devstack.processes import ManagedProcess, port_accepts, wait_for_port
+from gamevm_dev.devstack.processes import ManagedProcess, wait_for_port
 from gamevm_dev.devstack.stack import ProcessStep, Stack, StackError, Step, StepPendingError
+from gamevm_dev.simulators.ports import port_open
 
 OPERATOR_NAMESPACE = "gamevm-system"
 
@@ -73,7 +74,7 @@ class MongoStep(ProcessStep):
         return super().up(stack)
 
     def healthy(self, stack: Stack, port: int) -> bool:
-        return port_accepts(port)
+        return port_open(port)
 
     def wait_healthy(self, stack: Stack, process: ManagedProcess, port: int) -> None:
         wait_for_port(port, 60, alive=process.alive)
@@ -116,7 +117,7 @@ class TensorDockSimulatorStep(ProcessStep):
         return super().up(stack)
 
     def healthy(self, stack: Stack, port: int) -> bool:
-        return port_accepts(port)
+        return port_open(port)
 
     def wait_healthy(self, stack: Stack, process: ManagedProcess, port: int) -> None:
         wait_for_port(port, 30, alive=process.alive)
@@ -315,7 +316,7 @@ class OperatorStep(ProcessStep):
         return super().up(stack)
 
     def healthy(self, stack: Stack, port: int) -> bool:
-        return port_accepts(port)
+        return port_open(port)
 
     def wait_healthy(self, stack: Stack, process: ManagedProcess, port: int) -> None:
         wait_for_port(port, 60, alive=process.alive)

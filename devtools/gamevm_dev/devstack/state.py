@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gamevm_dev.devstack.binaries import REPO_ROOT
-from gamevm_dev.devstack.processes import ManagedProcess, free_port, port_is_free
+from gamevm_dev.devstack.processes import ManagedProcess, port_is_free
+from gamevm_dev.simulators.ports import free_port
 
 STATE_DIR_ENV = "GAMEVM_DEV_STATE_DIR"
 

@@ -29,6 +29,8 @@ class VMRuntime:
     configuration: ConfigurationReport | None = None
     """The VM's latest configuration report; the reconcile copies it into status."""
     retries: int = 0
+    wolf_misses: int = 0
+    """Consecutive unanswered Wolf probes of the running VM (see reconcile)."""
     written_status: dict[str, Any] | None = None
     console: str | None = None
     held_events: list["Event"] = field(default_factory=list)

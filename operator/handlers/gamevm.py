@@ -128,8 +128,13 @@ async def _one_step(
         uid=str(meta["uid"]),
         generation=meta.get("generation"),
     )
-    current = runtime.written_status if runtime.written_status is not None else dict(status)
-    status_model = GameVMStatus.model_validate(current)
+    if runtime.written_status is not None:
+        status_model = GameVMStatus.model_validate(runtime.written_status)
+    else:
+        status_model = GameVMStatus.model_validate(dict(status))
+        # The status as this operator writes it, from the object: after a restart (or a
+        # pause) the first step writes only what changed, not every VM's whole status.
+        runtime.written_status = status_model.model_dump(mode="json", exclude_none=True)
     runtime.access_key_id = status_model.access_key_id
     try:
         spec_model: GameVMSpec | None = GameVMSpec.model_validate(dict(spec))
@@ -153,6 +158,7 @@ async def _one_step(
                     heartbeat=runtime.heartbeat,
                     retries=runtime.retries,
                     configuration=runtime.configuration,
+                    wolf_misses=runtime.wolf_misses,
                 )
             )
         await _apply(app, runtime, body, ref, spec_model, outcome)
@@ -192,6 +198,7 @@ async def _apply(
             ref.namespace, ref.name, {ANNOTATION_POWER_REQUEST: None}
         )
     runtime.retries = runtime.retries + 1 if outcome.retryable_failure else 0
+    runtime.wolf_misses = outcome.wolf_misses
     st = outcome.status
     runtime.access_key_id = st.access_key_id
     metrics.track_vm(

@@ -77,6 +77,10 @@ __all__ = ["Event", "Outcome", "Reconciler", "StepInput", "Timings", "instance_n
 INSTANCE_NAME_PREFIX = "gvm-"
 UNAVAILABLE_RETRIES_BEFORE_FALLBACK = 3
 FIRST_OBSERVE_AFTER_CREATE = 1.0
+WOLF_MISSES_BEFORE_CONFIGURING = 3
+"""Consecutive unanswered Wolf probes before a running VM counts as configuring again: one
+probe lost to a busy network or a loaded operator is not a change of state (it would cost
+two status writes and an Event, for every VM at once under load)."""
 PROVISIONING_PHASES = frozenset({VMStatus.CREATING, VMStatus.CONFIGURING})
 
 
@@ -171,6 +175,8 @@ class StepInput:
     """Consecutive retryable failures so far (for backoff)."""
     configuration: ConfigurationReport | None = None
     """The VM's latest configuration report (HTTP endpoint), if any arrived."""
+    wolf_misses: int = 0
+    """Consecutive unanswered Wolf probes of this running VM so far."""
 
 
 @dataclass
@@ -188,6 +194,8 @@ class Outcome:
     provisioning_timed_out: bool = False
     policy_denied: Reason | None = None
     cost_guard_refused: bool = False
+    wolf_misses: int = 0
+    """Consecutive unanswered Wolf probes of a running VM (the next step's input)."""
 
 
 class Reconciler:
@@ -783,17 +791,7 @@ class Reconciler:
             await self._check_activity(inp, out, instance, busy=False)
             return
         if wolf is None:
-            if st.phase not in PROVISIONING_PHASES:
-                # Wolf went silent under a running VM: a new provisioning deadline.
-                st.provisioning_since = inp.now
-            self._enter(
-                inp,
-                out,
-                Reason.CONFIGURING,
-                "instance up; waiting for Wolf on its Moonlight HTTP port",
-            )
-            out.requeue_after = self._timings.observe
-            await self._check_activity(inp, out, instance, busy=False)
+            await self._wolf_silent(inp, out, instance)
             return
         first_time = st.phase is not VMStatus.RUNNING
         if first_time:
@@ -814,6 +812,28 @@ class Reconciler:
             event_message=f"Wolf answers at {instance.ip_address}; ready for Moonlight",
         )
         await self._check_activity(inp, out, instance, busy=wolf.busy)
+
+    async def _wolf_silent(self, inp: StepInput, out: Outcome, instance: Instance) -> None:
+        """Wolf did not answer: configuring, unless a running VM missed fewer than
+        WOLF_MISSES_BEFORE_CONFIGURING probes in a row (then nothing changes)."""
+        st = out.status
+        out.requeue_after = self._timings.observe
+        if st.phase is VMStatus.RUNNING:
+            out.wolf_misses = inp.wolf_misses + 1
+            if out.wolf_misses < WOLF_MISSES_BEFORE_CONFIGURING:
+                # Still running as far as status says; look again soon, write nothing.
+                await self._check_activity(inp, out, instance, busy=False)
+                if st.phase is VMStatus.RUNNING:
+                    out.requeue_after = min(out.requeue_after, self._timings.observe)
+                return
+            # Wolf went silent under a running VM: a new provisioning deadline.
+            st.provisioning_since = inp.now
+        elif st.phase not in PROVISIONING_PHASES:
+            st.provisioning_since = inp.now
+        self._enter(
+            inp, out, Reason.CONFIGURING, "instance up; waiting for Wolf on its Moonlight HTTP port"
+        )
+        await self._check_activity(inp, out, instance, busy=False)
 
     def _configured(self, inp: StepInput, out: Outcome, instance: Instance) -> bool:
         """Whether the VM is configured (by the provider, or as its report says); else the

@@ -20,6 +20,7 @@ from gamevm.services.conditions import get_condition
 from gamevm.services.deletion import release
 from gamevm.services.lifecycle import TRANSITIONS, enter
 from gamevm.services.power import auto_stop_verdict
+from gamevm.services.reconcile import WOLF_MISSES_BEFORE_CONFIGURING, Timings
 from tests.unit.test_reconcile import CONFIG, T0, World, _offer
 
 
@@ -67,6 +68,33 @@ async def test_wolf_silence_is_configuring_not_running() -> None:
     assert w.status.gaming_environment_ready is False
     assert _cond(w, ConditionType.ENVIRONMENT_READY) == ("False", "WolfNotAnswering")
     assert _cond(w, ConditionType.READY)[0] == "False"
+
+
+async def _until_wolf_counts_as_silent(w: World) -> None:
+    for _ in range(WOLF_MISSES_BEFORE_CONFIGURING - 1):
+        await w.step()
+        assert w.status.phase is VMStatus.RUNNING
+    await w.step()
+    assert w.status.phase is VMStatus.CONFIGURING
+
+
+async def test_a_missed_probe_does_not_change_a_running_vm() -> None:
+    """One probe lost (a loaded operator or network) rewrites nothing; a silent Wolf does."""
+    w = World()
+    await w.until_running()
+    running = w.status.model_dump()
+    w.wolf.status = None
+    out = await w.step()
+    assert w.status.model_dump() == running, "status unchanged: nothing to write"
+    assert out.events == []
+    assert out.requeue_after <= Timings().observe, "looked at again soon"
+    w.wolf.status = WolfStatus(busy=False, state="SUNSHINE_SERVER_FREE")
+    await w.step()
+    assert w.status.model_dump() == running
+    assert w.wolf_misses == 0, "an answer resets the count"
+    w.wolf.status = None
+    await _until_wolf_counts_as_silent(w)
+    assert _cond(w, ConditionType.ENVIRONMENT_READY) == ("False", "WolfNotAnswering")
 
 
 async def test_observed_generation_is_written_on_every_step() -> None:
@@ -136,8 +164,7 @@ async def test_session_cap_applies_while_configuring() -> None:
     await w.until_running()
     w.wolf.status = None  # Wolf goes silent under the player
     w.now = T0 + timedelta(minutes=1)
-    await w.step()
-    assert w.status.phase is VMStatus.CONFIGURING
+    await _until_wolf_counts_as_silent(w)
     w.now = T0 + timedelta(hours=4, seconds=1)
     await w.step()
     assert (w.status.phase, w.status.stop_reason) == (VMStatus.STOPPED, "MaxSessionExceeded")
@@ -150,8 +177,7 @@ async def test_idle_applies_while_configuring() -> None:
     await w.until_running()
     w.wolf.status = None
     w.now = T0 + timedelta(minutes=1)
-    await w.step()
-    assert w.status.phase is VMStatus.CONFIGURING
+    await _until_wolf_counts_as_silent(w)
     # While provisioning, idleness stops past both autoStopTimeout and the deadline.
     w.now = T0 + timedelta(hours=24, seconds=1)
     w.config = _config(max_provisioning_minutes=24 * 60, max_session_hours=720)

@@ -210,6 +210,7 @@ class World:
         self.now = T0
         self.config: EmulatorConfigSpec | None = CONFIG
         self.generation = 1
+        self.wolf_misses = 0
 
     async def step(self, heartbeat: datetime | None = None) -> Outcome:
         out = await self.reconciler.step(
@@ -222,9 +223,11 @@ class World:
                 now=self.now,
                 heartbeat=heartbeat,
                 configuration=self.report,
+                wolf_misses=self.wolf_misses,
             )
         )
         self.status = out.status
+        self.wolf_misses = out.wolf_misses
         if out.consume_power_request:
             self.annotations.pop(ANNOTATION_POWER_REQUEST, None)
         return out

@@ -1,0 +1,79 @@
+"""API writes of a GameVM, counted by the real API server (`apiserver_request_total`).
+
+The operator here watches only the test's namespace, so every GameVM status patch and
+Event the API server counts is one of this test's. The write budget at scale is a
+benchmark figure (bench/README.md); these tests pin what must never be written.
+"""
+
+import json
+import time
+from collections import Counter
+from collections.abc import Callable
+
+import pytest
+
+from bench.apimetrics import WriteKey, parse_request_totals, write_counts
+from tests.fixtures.operator_env import GameVMs, OperatorUnderTest, start_operator
+from tests.fixtures.simulators import CloudyPadSimHandle, TensorDockSimHandle
+from tests.fixtures.stack import Kubectl, OperatorProcess
+
+pytestmark = pytest.mark.e2e
+
+ACTIVITY_INTERVAL = 1.0
+"""GAMEVM_ACTIVITY_INTERVAL of `start_operator`: how often a running VM is looked at."""
+
+STATUS_PATCH: WriteKey = ("PATCH", "gamevms", "status")
+EVENT_POST: WriteKey = ("POST", "events", "")
+
+
+@pytest.fixture
+def own_operator(
+    kubectl: Kubectl,
+    operator_ns: str,
+    operator_process: Callable[..., OperatorProcess],
+    tensordock_sim: TensorDockSimHandle,
+    cloudypad_sim: CloudyPadSimHandle,
+    namespace: str,
+) -> OperatorUnderTest:
+    """The operator, fast intervals, watching only this test's namespace."""
+    return start_operator(
+        kubectl,
+        operator_ns,
+        operator_process,
+        tensordock_sim,
+        cloudypad_sim,
+        {"GAMEVM_WATCH_NAMESPACES": json.dumps([namespace])},
+    )
+
+
+def _writes(kubectl: Kubectl) -> Counter[WriteKey]:
+    return write_counts(parse_request_totals(kubectl("get", "--raw", "/metrics").stdout))
+
+
+def _writes_during(kubectl: Kubectl, seconds: float) -> Counter[WriteKey]:
+    before = _writes(kubectl)
+    time.sleep(seconds)
+    after = _writes(kubectl)
+    return Counter({k: after[k] - before.get(k, 0) for k in after if after[k] > before.get(k, 0)})
+
+
+def test_a_running_vm_is_not_rewritten_while_nothing_changes(
+    own_operator: OperatorUnderTest, gamevms: GameVMs, kubectl: Kubectl
+) -> None:
+    gamevms.apply("quiet", autoStopTimeout=3600)
+    gamevms.wait_phase("quiet", "running")
+    time.sleep(2 * ACTIVITY_INTERVAL)  # Events still queued in kopf are posted
+    # Three activity checks, each observing the instance and probing Wolf: no write, not
+    # even a patch that changes nothing (the API server counts it all the same).
+    idle = _writes_during(kubectl, 3.5 * ACTIVITY_INTERVAL)
+    assert idle[STATUS_PATCH] == 0, f"status patched while nothing changed: {idle}"
+    assert idle[EVENT_POST] == 0, f"Events posted while nothing happened: {idle}"
+
+    # A restarted operator knows nothing of what it wrote: it takes it from the object
+    # and writes nothing either (at 10,000 running VMs that is 10,000 writes at start).
+    own_operator.process.restart()
+    own_operator.process.wait_for_log("gamevm-operator started", timeout=60)
+    restarted = _writes_during(kubectl, 3.5 * ACTIVITY_INTERVAL)
+    assert restarted[STATUS_PATCH] == 0, f"status rewritten after a restart: {restarted}"
+    assert restarted[EVENT_POST] == 0, f"Events posted after a restart: {restarted}"
+    assert gamevms.status("quiet")["phase"] == "running"

@@ -14,16 +14,15 @@ Layout (default `.dev/` in the repo root):
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import shlex
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from gamevm_dev.devstack.binaries import REPO_ROOT
 from gamevm_dev.devstack.processes import ManagedProcess, port_is_free
+from gamevm_dev.filelock import exclusive
 from gamevm_dev.simulators.ports import free_port
 
 STATE_DIR_ENV = "GAMEVM_DEV_STATE_DIR"
@@ -136,13 +135,6 @@ class StackState:
         return port
 
 
-@contextlib.contextmanager
-def locked(root: Path) -> Iterator[None]:
+def locked(root: Path) -> contextlib.AbstractContextManager[None]:
     """Hold an exclusive lock on the state folder, so two `dev up` never race."""
-    root.mkdir(parents=True, exist_ok=True)
-    with (root / ".lock").open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return exclusive(root / ".lock")

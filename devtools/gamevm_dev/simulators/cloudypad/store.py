@@ -15,35 +15,27 @@
 """
 
 import contextlib
-import fcntl
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from gamevm_dev.filelock import exclusive
 from gamevm_dev.simulators.ports import free_port
 
 TRANSITIONAL = {"starting": "running", "stopping": "stopped", "restarting": "running"}
 WOLF_MODULE = "gamevm_dev.simulators.wolf"
 
 
-@contextlib.contextmanager
-def locked(home: Path) -> Iterator[None]:
+def locked(home: Path) -> contextlib.AbstractContextManager[None]:
     """Serialise read-modify-write of shared files across concurrent CLI processes."""
-    home.mkdir(parents=True, exist_ok=True)
-    with (home / ".sim.lock").open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return exclusive(home / ".sim.lock")
 
 
 def _write_atomic(path: Path, text: str) -> None:

@@ -567,6 +567,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def print_limited(results: list[report.RunResult], per_minute: int) -> None:
+    """The limited run's figures, with --only too: a quick limited run says where the
+    provider path stands without writing latest.json."""
+    limited_run = next((r for r in results if r.kind == "limited"), None)
+    if limited_run is not None:
+        print(json.dumps(report.limited_summary(limited_run, per_minute)))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     sizes = sorted(set(args.n or [100, 1000]))
@@ -627,6 +635,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.profile:
                 print_profile(workdir / "steady.prof")
         print(report.table(results))
+        print_limited(results, args.limit_per_minute)
         if not args.only:
             headline = report.summary(results)
             print()

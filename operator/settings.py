@@ -1,5 +1,6 @@
 """The operator's one settings object (environment variables prefixed GAMEVM_)."""
 
+import ipaddress
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
@@ -61,6 +62,14 @@ class Settings(BaseSettings):
     )
     heartbeat_burst: int = Field(
         default=10, ge=1, description="Heartbeat requests a source IP may send at once."
+    )
+    api_trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description=(
+            "CIDRs of the proxies in front of the API port (e.g. the ingress) whose "
+            "X-Forwarded-For is believed: a VM's configuration report then gives its address "
+            "from that header. Empty: the address is the connection's peer."
+        ),
     )
 
     public_url: str | None = Field(
@@ -159,6 +168,16 @@ class Settings(BaseSettings):
             "unset: all."
         ),
     )
+
+    @field_validator("api_trusted_proxies")
+    @classmethod
+    def _proxies_are_networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"api_trusted_proxies: {entry!r} is not an IP network") from None
+        return value
 
     @field_validator("shard")
     @classmethod

@@ -29,6 +29,7 @@ from gamevm.services.access import verify_heartbeat_token
 from gamevm.services.authz import Authorizer, Caller
 from gamevm.services.configuration import MAX_REPORT_MESSAGE, REPORT_PATH, ConfigurationReport
 from gamevm.services.ratelimit import SourceRateLimiter
+from gamevm.services.vmaddress import report_address, trusted_networks
 from gamevm.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -130,7 +131,7 @@ async def heartbeat(request: web.Request) -> web.Response:
     )
 
 
-def _report_from(payload: Any, now: datetime) -> ConfigurationReport | str:
+def _report_from(payload: Any, now: datetime, address: str | None) -> ConfigurationReport | str:
     """The report in a request body, or what is wrong with it."""
     if not isinstance(payload, dict):
         return "body must be a JSON object"
@@ -148,6 +149,7 @@ def _report_from(payload: Any, now: datetime) -> ConfigurationReport | str:
         ready=flags["gamingEnvironmentReady"],
         games_mounted=flags["gamesMounted"],
         message=message[:MAX_REPORT_MESSAGE],
+        address=address,
     )
 
 
@@ -162,16 +164,26 @@ async def configuration_report(request: web.Request) -> web.Response:
         payload = await request.json()
     except ValueError:
         payload = None
-    report = _report_from(payload, datetime.now(UTC))
+    app = request.app[APP_KEY]
+    settings = app.settings
+    # Where this VM is, from the authenticated connection (never from the body): the
+    # operator then needs no per-instance provider look for its IP.
+    address = report_address(
+        request.remote,
+        request.headers.getall("X-Forwarded-For", []),
+        trusted_networks(settings.api_trusted_proxies),
+        allow_loopback=settings.wolf_probe_allow_loopback,
+    )
+    report = _report_from(payload, datetime.now(UTC), address)
     if isinstance(report, str):
         return web.json_response({"error": report}, status=400)
-    app = request.app[APP_KEY]
     namespace, name = key.split("/", 1)
     stored = ConfigurationStatus(
         reported_at=report.received_at,
         ready=report.ready,
         games_mounted=report.games_mounted,
         message=report.message,
+        address=report.address,
     )
     try:
         # Persisted before the VM hears "accepted": the VM reports once, and an operator

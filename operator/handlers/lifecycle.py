@@ -153,7 +153,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
 
 def _budget_settings(cfg: Settings, provider: CloudProvider) -> BudgetSettings:
     """The shared-call intervals; lists run faster while VMs change state where the
-    provider's request limit leaves room (TensorDock at 100/min: every 10 s regardless)."""
+    provider's request limit leaves room (TensorDock at 100/min: every 3 s, or every 20 s
+    while creates wait for the limit)."""
     limit = cfg.tensordock_requests_per_minute if provider is CloudProvider.TENSORDOCK else None
     return BudgetSettings.for_limit(
         limit or 600.0,

@@ -118,6 +118,13 @@ class ConfigurationStatus(StatusModel):
     ready: bool = Field(default=False, description="Configuration finished and started Wolf.")
     games_mounted: bool = Field(default=False, description="The game library is mounted.")
     message: str | None = Field(default=None, description="The VM's own summary.")
+    address: str | None = Field(
+        default=None,
+        description=(
+            "Public address the report came from (its connection, or a trusted proxy's "
+            "X-Forwarded-For); where Wolf is probed when the provider's list has no IP."
+        ),
+    )
 
 
 class GameVMStatus(StatusModel):

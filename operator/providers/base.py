@@ -163,8 +163,13 @@ class Provider(Protocol):
         """Create the instance; if one with `spec.name` exists, return it instead."""
         ...
 
-    async def observe(self, instance_id: str) -> Instance | None:
-        """Current state, or None when the instance no longer exists."""
+    async def observe(self, instance_id: str, *, address: bool = True) -> Instance | None:
+        """Current state, or None when the instance no longer exists.
+
+        `address=False`: the caller knows the instance's address from elsewhere (the VM's
+        own configuration report), or does not need it yet; a provider whose shared list
+        has no IP (`gamevm.providers.budget`) then skips the per-instance look for it.
+        """
         ...
 
     async def list_instances(self) -> list[Instance] | None:

@@ -5,12 +5,16 @@ its request limit.
 
 - **offers** are listed once per `offers_interval` per request shape and shared by every VM
   being placed (concurrent callers wait for the one call in flight);
-- **observation**: one `list_instances` call per `list_interval` serves `observe` and `find`
-  for every VM of the provider. `observe` asks the adapter for one instance only for what
-  the list lacks: an instance newly listed as running whose IP is not yet known (once per
-  start), a state the list does not carry (CloudyPad), an instance missing from a list
-  taken after it was created (a list may lag: confirmed before it is reported gone), or a
-  list older than our last start/stop/delete of that instance;
+- **observation**: one `list_instances` call per interval serves `observe` and `find`
+  for every VM of the provider: `list_interval` while all are steady, faster while some
+  VM waits for a change (`pending_list_interval`), slower while creates wait for the
+  limit (`busy_list_interval`: a list is then a create less). `observe` asks the adapter
+  for one instance only for what the list lacks: an instance newly listed as running
+  whose IP is not yet known (once per start, and only when the caller has no address of
+  its own: `observe(..., address=False)` after the VM reported where it is), a state the
+  list does not carry (CloudyPad), an instance missing from a list taken after it was
+  created (a list may lag: confirmed before it is reported gone), or a list older than
+  our last start/stop/delete of that instance;
 - **creates** queue for a turn, round-robin across namespaces (one namespace's thousand
   VMs do not hold up another's one), at most `create_concurrency` in flight, and their
   requests take the shared limiter's lowest priority (`gamevm.providers.priority`), so
@@ -47,6 +51,8 @@ log = logging.getLogger(__name__)
 
 NAMESPACE_TAG = "gamevm.dev/namespace"
 PASSING_STATES = frozenset({InstanceState.PENDING, InstanceState.STARTING, InstanceState.STOPPING})
+MAX_BUSY_INTERVAL = 30.0
+"""Seconds a VM waiting to be seen running may wait for a list while creates go on."""
 T = TypeVar("T")
 
 
@@ -55,11 +61,16 @@ class BudgetSettings:
     """How often the shared calls may run (seconds) and how many creates go at once."""
 
     list_interval: float = 10.0
+    """The list interval while every instance is steady (running, stopped)."""
     offers_interval: float = 30.0
     create_concurrency: int = 16
     pending_list_interval: float = 10.0
     """The list interval while some VM waits for its instance to change state (created,
-    starting, stopping): shorter where the limit leaves room for it."""
+    starting, stopping) and no create waits for the limit: shorter where it leaves room."""
+    busy_list_interval: float = 10.0
+    """The same while creates are queued or in flight: each list is then a create less,
+    so lists run at a small share of the limit (creates still finish at full pace, and
+    the fast interval takes over for the last ones)."""
 
     @classmethod
     def for_limit(
@@ -69,12 +80,15 @@ class BudgetSettings:
         list_interval: float,
         offers_interval: float,
         create_concurrency: int,
-        list_share: float = 0.05,
+        list_share: float = 0.2,
+        busy_list_share: float = 0.03,
     ) -> "BudgetSettings":
-        """Settings whose faster lists (while VMs change state) use at most `list_share`
-        of the provider's requests per minute, and never run more than twice a second."""
+        """Settings whose lists while VMs change state use at most `list_share` of the
+        provider's requests per minute (`busy_list_share` while creates wait for it), never
+        run more than twice a second, and never wait longer than `MAX_BUSY_INTERVAL`."""
         pending = min(list_interval, max(0.5, 60.0 / (requests_per_minute * list_share)))
-        return cls(list_interval, offers_interval, create_concurrency, pending)
+        busy = max(pending, min(MAX_BUSY_INTERVAL, 60.0 / (requests_per_minute * busy_list_share)))
+        return cls(list_interval, offers_interval, create_concurrency, pending, busy)
 
 
 @dataclass(frozen=True)
@@ -198,6 +212,8 @@ class BudgetedProvider:
         self._listable = True
         self._memory = _Memory()
         self._turns = FairTurns(max(1, self._settings.create_concurrency))
+        self._creating = 0
+        """Creates queued for a turn or in flight."""
 
     @property
     def name(self) -> CloudProvider:
@@ -243,7 +259,10 @@ class BudgetedProvider:
             return None
         current = self._snapshot
         settings = self._settings
-        max_age = settings.pending_list_interval if self._changing else settings.list_interval
+        max_age = settings.list_interval
+        if self._changing:
+            busy = self._creating > 0
+            max_age = settings.busy_list_interval if busy else settings.pending_list_interval
         if (
             current is not None
             and (newer_than is None or current.taken_at > newer_than)
@@ -288,14 +307,15 @@ class BudgetedProvider:
         }
         return snapshot
 
-    async def observe(self, instance_id: str) -> Instance | None:
-        """From the shared list; one per-instance look only for what the list lacks."""
-        instance = await self._observe(instance_id)
+    async def observe(self, instance_id: str, *, address: bool = True) -> Instance | None:
+        """From the shared list; one per-instance look only for what the list lacks (its
+        IP only when the caller asks for it: `address`)."""
+        instance = await self._observe(instance_id, address)
         if instance is not None and instance.state in PASSING_STATES:
             self._changing = True
         return instance
 
-    async def _observe(self, instance_id: str) -> Instance | None:
+    async def _observe(self, instance_id: str, address: bool) -> Instance | None:
         snapshot = await self._fresh_snapshot()
         if snapshot is None or snapshot.taken_at <= self._memory.acted.get(instance_id, -1.0):
             return await self._observe_one(instance_id)
@@ -306,17 +326,20 @@ class BudgetedProvider:
                 # Created after the list was sent, so not in it yet: the create's answer
                 # (completed if it says running), and the next list is wanted soon.
                 self._changing = True
-                return await self._complete(created[1])
+                return await self._complete(created[1], address)
             # Missing from a list taken after its creation: confirm before calling it gone.
             return await self._observe_one(instance_id)
-        return await self._complete(listed)
+        return await self._complete(listed, address)
 
-    async def _complete(self, listed: Instance) -> Instance | None:
+    async def _complete(self, listed: Instance, address: bool = True) -> Instance | None:
         if listed.state is InstanceState.UNKNOWN:
             return await self._observe_one(listed.instance_id)
         if listed.state is not InstanceState.RUNNING or listed.ip_address:
             return listed
         detail = self._memory.details.get(listed.instance_id)
+        if detail is None and not address:
+            # The caller has the address from the VM itself: the list says enough.
+            return listed
         if detail is None:
             looked = await self._observe_one(listed.instance_id)
             if looked is None or looked.state is not InstanceState.RUNNING:
@@ -362,6 +385,13 @@ class BudgetedProvider:
 
     async def create(self, spec: CreateSpec) -> Instance:
         """Queued for a fair turn; adopts an existing instance of that name."""
+        self._creating += 1
+        try:
+            return await self._create(spec)
+        finally:
+            self._creating -= 1
+
+    async def _create(self, spec: CreateSpec) -> Instance:
         await self._turns.turn(spec.tags.get(NAMESPACE_TAG, ""))
         try:
             existing = await self.find(spec.name)

@@ -31,10 +31,10 @@ class MeteredProvider:
         with metrics.provider_call(self.name, "create"):
             return await self._inner.create(spec)
 
-    async def observe(self, instance_id: str) -> Instance | None:
+    async def observe(self, instance_id: str, *, address: bool = True) -> Instance | None:
         """Counted `observe`."""
         with metrics.provider_call(self.name, "observe"):
-            return await self._inner.observe(instance_id)
+            return await self._inner.observe(instance_id, address=address)
 
     async def list_instances(self) -> list[Instance] | None:
         """Counted `list_instances`."""

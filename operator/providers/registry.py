@@ -58,7 +58,7 @@ class UnconfiguredProvider:
         """Raises MissingCredentials."""
         raise self._raise()
 
-    async def observe(self, instance_id: str) -> Instance | None:
+    async def observe(self, instance_id: str, *, address: bool = True) -> Instance | None:
         """Raises MissingCredentials."""
         raise self._raise()
 

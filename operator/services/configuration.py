@@ -28,6 +28,8 @@ class ConfigurationReport:
     """The VM's configuration finished and started Wolf."""
     games_mounted: bool
     message: str
+    address: str | None = None
+    """The public address the report came from (`services.vmaddress`), if usable."""
 
 
 @dataclass(frozen=True)

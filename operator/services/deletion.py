@@ -72,7 +72,7 @@ async def release(
             if instance_id is None:
                 continue
             await provider.delete(instance_id)
-            if await provider.observe(instance_id) is not None:
+            if await provider.observe(instance_id, address=False) is not None:
                 message = f"{provider_name.value} instance {instance_id} is still being deleted"
                 return Release(False, events, observe_interval, message)
         except ProviderError as exc:

@@ -15,7 +15,7 @@ import hashlib
 import random
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from gamevm.models.conditions import ConditionType
@@ -44,6 +44,7 @@ from gamevm.providers.base import (
     Provider,
     ProviderError,
 )
+from gamevm.providers.wolf import WolfStatus
 from gamevm.services.access import DEFAULT_KEY_ID, AccessMaterial, KeyRing, derive_access
 from gamevm.services.conditions import get_condition
 from gamevm.services.configuration import (
@@ -527,7 +528,8 @@ class Reconciler:
         if instance.state is not InstanceState.RUNNING or not instance.ip_address:
             # Create responses carry little (TensorDock's: id, name, status); one look now
             # often finds the instance up, which saves a status write and an Event.
-            instance = await provider.observe(instance.instance_id) or instance
+            need = self._needs_provider_address(st)
+            instance = await provider.observe(instance.instance_id, address=need) or instance
         st.provider_instance_id = instance.instance_id
         st.started_at = inp.now
         st.last_activity = latest(not_in_future(st.last_activity, inp.now), inp.now)
@@ -606,6 +608,7 @@ class Reconciler:
                 ready=report.ready,
                 games_mounted=report.games_mounted,
                 message=report.message,
+                address=report.address,
             )
         if st.configuration is not None:
             # Whoever stored the report (this step or the endpoint), the flag follows it.
@@ -640,7 +643,8 @@ class Reconciler:
                 ErrorReason.NOT_FOUND, "status has an instance id but no provider", retryable=False
             )
         provider = self._providers[st.provider]
-        instance = await provider.observe(st.provider_instance_id)
+        need = self._needs_provider_address(st)
+        instance = await provider.observe(st.provider_instance_id, address=need)
         if instance is None:
             message = (
                 f"instance {st.provider_instance_id} no longer exists at {st.provider.value}; "
@@ -758,8 +762,36 @@ class Reconciler:
         out.requeue_after = self._timings.idle
         return True
 
+    def _current_report(self, st: GameVMStatus) -> ConfigurationStatus | None:
+        """The VM's report, unless it came from an instance replaced since."""
+        report = st.configuration
+        decided = st.decision.decided_at if st.decision else None
+        if report is not None and decided and report.reported_at and report.reported_at < decided:
+            return None
+        return report
+
+    def _needs_provider_address(self, st: GameVMStatus) -> bool:
+        """Whether only the provider can say where the instance is: the VM reported from
+        no usable address, or cannot report at all. A VM that will report (its report
+        carries its address) needs none before, since it cannot be running before."""
+        report = self._current_report(st)
+        if report is not None:
+            return report.address is None
+        return self._wolf_host.public_url is None
+
+    def _with_reported_address(self, st: GameVMStatus, instance: Instance) -> Instance:
+        """A running instance the provider gave no address for, at the address its VM
+        reported from (its ports as Wolf binds them: a dedicated IP forwards nothing)."""
+        report = self._current_report(st)
+        if instance.state is not InstanceState.RUNNING or instance.ip_address or report is None:
+            return instance
+        return replace(instance, ip_address=report.address) if report.address else instance
+
     async def _observe_running(self, inp: StepInput, out: Outcome, instance: Instance) -> None:
         st = out.status
+        located = self._with_reported_address(st, instance)
+        from_report = located is not instance
+        instance = located
         self._apply_instance(st, instance)
         if instance.state is InstanceState.ERROR:
             self._enter(
@@ -767,20 +799,19 @@ class Reconciler:
             )
             out.requeue_after = self._timings.idle
             return
-        if instance.state is not InstanceState.RUNNING or not instance.ip_address:
-            if st.phase not in PROVISIONING_PHASES:
-                # E.g. a running VM whose instance reboots: provisioning again, with a deadline.
-                st.provisioning_since = inp.now
-                self._enter(inp, out, Reason.CONFIGURING, f"instance {instance.state.value}")
-            st.message = f"instance {instance.state.value}"
-            out.requeue_after = self._timings.observe
-            await self._check_activity(inp, out, instance, busy=False)
+        # A VM that will report needs no address before: it reports where it is from.
+        no_address = not instance.ip_address and self._needs_provider_address(st)
+        if instance.state is not InstanceState.RUNNING or no_address:
+            await self._await_instance(inp, out, instance)
             return
         if not self._configured(inp, out, instance):
             await self._check_activity(inp, out, instance, busy=False)
             return
+        if not instance.ip_address:
+            await self._await_instance(inp, out, instance)
+            return
         try:
-            wolf = await self._wolf.probe(instance.ip_address, instance.wolf_http_port)
+            instance, wolf = await self._probe(st, instance, from_report=from_report)
         except UnsafeAddressError as exc:
             # Never connect: the VM stays unready (and its deadlines still run) until the
             # provider reports a public address.
@@ -834,6 +865,41 @@ class Reconciler:
             inp, out, Reason.CONFIGURING, "instance up; waiting for Wolf on its Moonlight HTTP port"
         )
         await self._check_activity(inp, out, instance, busy=False)
+
+    async def _await_instance(self, inp: StepInput, out: Outcome, instance: Instance) -> None:
+        """The instance is not up, or the provider has not said where it is yet."""
+        st = out.status
+        if st.phase not in PROVISIONING_PHASES:
+            # E.g. a running VM whose instance reboots: provisioning again, with a deadline.
+            st.provisioning_since = inp.now
+            self._enter(inp, out, Reason.CONFIGURING, f"instance {instance.state.value}")
+        st.message = f"instance {instance.state.value}"
+        out.requeue_after = self._timings.observe
+        await self._check_activity(inp, out, instance, busy=False)
+
+    async def _probe(
+        self, st: GameVMStatus, instance: Instance, *, from_report: bool
+    ) -> tuple[Instance, WolfStatus | None]:
+        """Wolf's status at the instance's address. When that address is the one the VM
+        reported from and nothing answers there although the VM said Wolf runs (NAT, a
+        provider that forwards ports, an instance started again), the provider is asked
+        where it is (one look per start: the budget keeps the answer while it runs)."""
+        assert instance.ip_address is not None  # noqa: S101  # checked by the caller
+        wolf = await self._wolf.probe(instance.ip_address, instance.wolf_http_port)
+        if wolf is not None or not from_report:
+            return instance, wolf
+        assert st.provider is not None  # noqa: S101  # an instance has a provider
+        looked = await self._providers[st.provider].observe(instance.instance_id, address=True)
+        if (
+            looked is None
+            or looked.state is not InstanceState.RUNNING
+            or not looked.ip_address
+            or (looked.ip_address, looked.wolf_http_port)
+            == (instance.ip_address, instance.wolf_http_port)
+        ):
+            return instance, None
+        self._apply_instance(st, looked)
+        return looked, await self._wolf.probe(looked.ip_address, looked.wolf_http_port)
 
     def _configured(self, inp: StepInput, out: Outcome, instance: Instance) -> bool:
         """Whether the VM is configured (by the provider, or as its report says); else the

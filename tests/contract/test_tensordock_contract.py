@@ -5,6 +5,7 @@ operator; faults are switched through the simulator's control API.
 """
 
 import asyncio
+import ipaddress
 import time
 from collections.abc import AsyncIterator
 
@@ -155,7 +156,9 @@ async def test_full_lifecycle(make_adapter: object, tensordock_sim: TensorDockSi
     created = await provider.create(spec("gvm-lifecycle", offer))
     assert created.name == "gvm-lifecycle"
     running = await wait_for(provider, created.instance_id, InstanceState.RUNNING)
-    assert running.ip_address == "127.0.0.1"
+    # A dedicated IP: the simulated VM's own loopback address.
+    assert running.ip_address is not None
+    assert ipaddress.ip_address(running.ip_address).is_loopback
     assert running.metadata["hostnode_id"] == offer.placement_id
     assert 47989 in running.ports
     assert "SUNSHINE_SERVER_FREE" in await serverinfo(running)

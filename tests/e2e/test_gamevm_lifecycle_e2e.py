@@ -46,7 +46,9 @@ def test_create_to_running_and_delete(
     )
     status = gamevms.wait_phase("mario", "running", timeout=60)
     assert status["provider"] == "tensordock"
-    assert status["ipAddress"] == "127.0.0.1"
+    # The VM's dedicated (loopback) IP, as its configuration report came from it.
+    assert status["ipAddress"] == status["configuration"]["address"]
+    assert status["ipAddress"].startswith("127.")
     assert status["providerInstanceId"]
     assert status["gamingEnvironmentReady"] is True
     # Running because the operator's own user data installed Wolf and the VM said so.

@@ -57,11 +57,11 @@ async def _api(
         return resp.status, await resp.json()
 
 
-async def _wolf(port: int) -> str | None:
+async def _wolf(port: int, host: str = "127.0.0.1") -> str | None:
     try:
         async with (
             aiohttp.ClientSession() as session,
-            session.get(f"http://127.0.0.1:{port}/serverinfo") as resp,
+            session.get(f"http://{host}:{port}/serverinfo") as resp,
         ):
             return ET.fromstring(await resp.text()).findtext("state")  # noqa: S314 - loopback sim
     except aiohttp.ClientConnectionError:
@@ -77,9 +77,10 @@ async def test_lifecycle_faults_and_control_over_a_subprocess(
     vm_id = created["data"]["id"]
     _, vm = await _api(tensordock_sim, "GET", f"/instances/{vm_id}")
     port = next(p["external_port"] for p in vm["portForwards"] if p["internal_port"] == 47989)
-    assert await _wolf(port) == "SUNSHINE_SERVER_FREE"
+    host = vm["ipAddress"]  # a dedicated IP: the VM's own loopback address
+    assert await _wolf(port, host) == "SUNSHINE_SERVER_FREE"
     await tensordock_sim.set_wolf_state(vm_id, "busy")
-    assert await _wolf(port) == "SUNSHINE_SERVER_BUSY"
+    assert await _wolf(port, host) == "SUNSHINE_SERVER_BUSY"
 
     await tensordock_sim.set_faults({"rate_limit_next": 1})
     assert (await _api(tensordock_sim, "GET", "/locations"))[0] == 429
@@ -88,7 +89,7 @@ async def test_lifecycle_faults_and_control_over_a_subprocess(
     assert (await _api(tensordock_sim, "POST", "/instances", BODY))[0] == 500
 
     await _api(tensordock_sim, "POST", f"/instances/{vm_id}/stop")
-    assert await _wolf(port) is None
+    assert await _wolf(port, host) is None
     listing = await tensordock_sim.instances()
     assert listing["counts"]["live_by_name"] == {"gamevm-e2e": 2}
     stats = await tensordock_sim.stats()
@@ -107,10 +108,11 @@ async def test_stopping_the_process_stops_every_wolf_responder() -> None:
         _, created = await _api(sim, "POST", "/instances", BODY)
         _, vm = await _api(sim, "GET", f"/instances/{created['data']['id']}")
         port = next(p["external_port"] for p in vm["portForwards"] if p["internal_port"] == 47989)
-        assert await _wolf(port) == "SUNSHINE_SERVER_FREE"
+        host = vm["ipAddress"]
+        assert await _wolf(port, host) == "SUNSHINE_SERVER_FREE"
         pid = sim.pid
     assert not os.path.exists(f"/proc/{pid}") or _is_zombie(pid)
-    assert await _wolf(port) is None
+    assert await _wolf(port, host) is None
 
 
 def _is_zombie(pid: int) -> bool:

@@ -89,7 +89,7 @@ class CountingProvider:
         self.instances[instance.instance_id] = instance
         return instance
 
-    async def observe(self, instance_id: str) -> Instance | None:
+    async def observe(self, instance_id: str, *, address: bool = True) -> Instance | None:
         self._count("observe")
         instance = self.instances.get(instance_id)
         if instance is not None and instance.state is InstanceState.RUNNING:
@@ -377,8 +377,51 @@ def test_faster_lists_stay_within_a_share_of_the_limit() -> None:
     at_100 = BudgetSettings.for_limit(
         100, list_interval=10.0, offers_interval=30.0, create_concurrency=4
     )
-    assert at_100.pending_list_interval == 10.0  # 5 % of 100/min: no faster than 10 s
+    assert at_100.pending_list_interval == 3.0  # 20 % of 100/min while nothing waits
+    assert at_100.busy_list_interval == 20.0  # 3 % while creates wait for the limit
     unlimited = BudgetSettings.for_limit(
         1_000_000, list_interval=10.0, offers_interval=30.0, create_concurrency=4
     )
-    assert unlimited.pending_list_interval == 0.5
+    assert unlimited.pending_list_interval == unlimited.busy_list_interval == 0.5
+
+
+async def test_lists_slow_down_while_creates_wait_for_the_limit() -> None:
+    inner, clock = CountingProvider(), Clock()
+    settings = BudgetSettings(list_interval=10.0, pending_list_interval=1.0, busy_list_interval=5.0)
+    budget = BudgetedProvider(inner, settings, clock=clock)
+    first = await budget.create(spec("vm-a"))
+    inner.gate = asyncio.Event()
+    queued = asyncio.ensure_future(budget.create(spec("vm-b")))
+    await asyncio.sleep(0.01)
+    await budget.observe(first.instance_id)  # pending, but a create is under way
+    lists = inner.calls["list"]
+    clock.now += 1.5
+    await budget.observe(first.instance_id)
+    assert inner.calls["list"] == lists  # the busy interval (5 s), not the fast one
+    clock.now += 4
+    await budget.observe(first.instance_id)
+    assert inner.calls["list"] == lists + 1
+    inner.gate.set()
+    await queued
+    clock.now += 1.5
+    await budget.observe(first.instance_id)  # creates done: the fast interval again
+    assert inner.calls["list"] == lists + 2
+
+
+async def test_a_caller_with_the_address_needs_no_per_instance_look() -> None:
+    inner, clock = CountingProvider(), Clock()
+    budget = budgeted(inner, clock)
+    created = await asyncio.gather(*(budget.create(spec(f"vm-{i}")) for i in range(20)))
+    inner.run_all()
+    inner.calls.clear()
+    clock.now += 11
+    observed = await asyncio.gather(
+        *(budget.observe(c.instance_id, address=False) for c in created)
+    )
+    assert all(o is not None and o.state is InstanceState.RUNNING for o in observed)
+    assert all(o is not None and o.ip_address is None for o in observed)
+    assert inner.calls == Counter({"list": 1})
+    # Asked for the address (no usable report): one look each, then remembered.
+    await asyncio.gather(*(budget.observe(c.instance_id) for c in created))
+    await asyncio.gather(*(budget.observe(c.instance_id, address=False) for c in created))
+    assert inner.calls == Counter({"list": 1, "observe": 20})

@@ -458,3 +458,26 @@ def test_insufficient_balance_is_permanent_and_named() -> None:
     assert error_for(402, body("Payment required"), "create").reason is (
         ErrorReason.INSUFFICIENT_BALANCE
     )
+
+
+def test_a_list_entry_that_carries_an_ip_keeps_it_in_any_shape() -> None:
+    attributes = {
+        "name": "x",
+        "status": "running",
+        "ipAddress": "203.0.113.7",
+        "portForwards": [{"internal_port": 47989, "external_port": 40001}],
+    }
+    item = {"type": "virtualmachine", "id": "i-1", "attributes": attributes}
+    shapes = [
+        {"data": {"instances": [item]}},
+        {"data": {"attributes": {"instances": [item]}}},
+        {"data": [{"id": "i-1", **attributes}]},
+    ]
+    for shape in shapes:
+        (summary,) = parse_instance_list(shape)
+        assert summary.ip_address == "203.0.113.7", shape
+        assert summary.ports == {47989: 40001}, shape
+    documented = {"type": "virtualmachine", "id": "i-2", "attributes": {"name": "y"}}
+    (bare,) = parse_instance_list({"data": {"instances": [documented]}})
+    assert bare.ip_address is None
+    assert bare.ports == {}

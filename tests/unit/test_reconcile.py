@@ -90,7 +90,7 @@ class FakeProvider:
         self.instances[inst.instance_id] = inst
         return inst
 
-    async def observe(self, instance_id: str) -> Instance | None:
+    async def observe(self, instance_id: str, *, address: bool = True) -> Instance | None:
         return self.instances.get(instance_id)
 
     async def start(self, instance_id: str) -> None:

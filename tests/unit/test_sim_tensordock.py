@@ -1,6 +1,7 @@
 """The TensorDock v2 simulator in-process over real HTTP: shapes, rules, lifecycle, faults."""
 
 import asyncio
+import ipaddress
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
@@ -202,8 +203,13 @@ async def test_full_lifecycle_with_wolf(client: Client, sim: RunningSim) -> None
     vm_id = created["id"]
     status, vm, _ = await client.call("GET", f"/instances/{vm_id}")
     assert status == 200
-    assert vm["ipAddress"] == "127.0.0.1"
-    assert {p["internal_port"] for p in vm["portForwards"]} == {22, 47989}
+    # A dedicated IP: the VM's own loopback address, Wolf on 47989 there (no forwarding).
+    assert ipaddress.ip_address(vm["ipAddress"]).is_loopback
+    assert vm["ipAddress"] != "127.0.0.1"
+    assert {(p["internal_port"], p["external_port"]) for p in vm["portForwards"]} == {
+        (22, 22),
+        (47989, 47989),
+    }
     assert vm["location"]["city"] == "Tokyo"
     assert vm["price_per_hr"] > 0.35
     assert await client.wolf_state(vm_id) == "SUNSHINE_SERVER_FREE"

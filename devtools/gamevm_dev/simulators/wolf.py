@@ -86,7 +86,7 @@ def render_serverinfo(hostname: str, unique_id: str, state: WolfState) -> str:
 
 
 class WolfResponder:
-    """One simulated Wolf HTTP server on 127.0.0.1."""
+    """One simulated Wolf HTTP server on a loopback address (127.0.0.1 by default)."""
 
     def __init__(
         self,
@@ -130,13 +130,13 @@ class WolfResponder:
         app.router.add_post("/_sim/state", self._set_state)
         return app
 
-    async def start(self, port: int = 0) -> int:
-        """Bind on 127.0.0.1:`port` (0 = any free port) and return the bound port."""
+    async def start(self, port: int = 0, host: str = LOOPBACK) -> int:
+        """Bind on `host`:`port` (0 = any free port) and return the bound port."""
         if self._runner is not None and self.port is not None:
             return self.port
         runner = web.AppRunner(self.app(), access_log=None)
         await runner.setup()
-        site = web.TCPSite(runner, LOOPBACK, port)
+        site = web.TCPSite(runner, host, port)
         try:
             await site.start()
         except OSError:

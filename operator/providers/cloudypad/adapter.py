@@ -220,8 +220,9 @@ class CloudyPadProvider:
         instance = await self.observe(name)
         return instance if instance is not None and is_provisioned(instance) else None
 
-    async def observe(self, instance_id: str) -> Instance | None:
-        """`get <name>` parsed; None when the instance does not exist."""
+    async def observe(self, instance_id: str, *, address: bool = True) -> Instance | None:
+        """`get <name>` parsed; None when the instance does not exist (`get` always
+        carries the address)."""
         what = f"get {instance_id}"
         result = await self._run(["get", instance_id], what)
         if not result.ok:

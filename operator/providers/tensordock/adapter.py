@@ -125,13 +125,16 @@ class TensorDockProvider:
         return None
 
     async def list_instances(self) -> list[Instance] | None:
-        """GET /instances: id, name and state of every instance (the list has no IP)."""
+        """GET /instances: id, name and state of every instance (the documented list has
+        no IP: entries that carry one, in any of the three shapes, keep it and its ports)."""
         body = await self._get_json("instances", "list instances")
         return [
             Instance(
                 instance_id=summary.id,
                 name=summary.name,
                 state=map_status(summary.status),
+                ip_address=summary.ip_address,
+                ports=summary.ports,
                 metadata={"status": summary.status},
             )
             for summary in parse_instance_list(body)
@@ -193,8 +196,8 @@ class TensorDockProvider:
             created = replace(created, name=spec.name)
         return created
 
-    async def observe(self, instance_id: str) -> Instance | None:
-        """GET /instances/{id}; None when it is gone."""
+    async def observe(self, instance_id: str, *, address: bool = True) -> Instance | None:
+        """GET /instances/{id}; None when it is gone (the one call that has the IP)."""
         what = f"get instance {instance_id}"
         response = await self._client.request("GET", f"instances/{instance_id}")
         status = _status(response)

@@ -8,7 +8,7 @@ camelCase or snake_case keys, lists or `{id: object}` maps.
 import json
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from gamevm.models.enums import CloudProvider, GpuTier, VMPreset
@@ -599,19 +599,32 @@ class InstanceSummary:
     id: str
     name: str
     status: str
+    ip_address: str | None = None
+    """Only where an entry carries one (the documented list does not)."""
+    ports: Mapping[int, int] = field(default_factory=dict)
+
+
+IP_KEYS = ("ipAddress", "ip_address", "dedicatedIpAddress", "dedicated_ip_address", "ip")
+PORT_KEYS = ("portForwards", "port_forwards")
 
 
 def parse_instance_list(body: Any) -> list[InstanceSummary]:
-    """GET /instances -> (id, name, status) per instance."""
+    """GET /instances -> (id, name, status, and the IP and ports if listed) per instance."""
     return [
         InstanceSummary(
             id=str(pick(item, "id", "instance_id", "instanceId", default="")),
             name=str(pick(item, "name", default="")),
             status=str(pick(item, "status", default="")),
+            ip_address=_address(pick(item, *IP_KEYS)),
+            ports=parse_ports(pick(item, *PORT_KEYS, default=[])),
         )
         for item in collection(body, "instances")
         if pick(item, "id", "instance_id", "instanceId") is not None
     ]
+
+
+def _address(value: Any) -> str | None:
+    return value.strip() or None if isinstance(value, str) else None
 
 
 def map_status(status: str) -> InstanceState:
@@ -663,7 +676,7 @@ def parse_instance(body: Any, *, fallback_id: str = "") -> Instance:
         raise ProviderError(
             ErrorReason.BAD_RESPONSE, "TensorDock instance: no id in response", retryable=True
         )
-    ip = pick(item, "ipAddress", "ip_address", "dedicatedIpAddress", "dedicated_ip_address", "ip")
+    ip = _address(pick(item, *IP_KEYS))
     price = pick(
         item,
         "rateHourly",
@@ -686,8 +699,8 @@ def parse_instance(body: Any, *, fallback_id: str = "") -> Instance:
         instance_id=instance_id,
         name=str(pick(item, "name", default="")),
         state=map_status(status),
-        ip_address=str(ip) if ip else None,
-        ports=parse_ports(pick(item, "portForwards", "port_forwards", default=[])),
+        ip_address=ip,
+        ports=parse_ports(pick(item, *PORT_KEYS, default=[])),
         region=None,
         price_per_hour=None if price is None else _as_float(price),
         configured=False,

@@ -32,9 +32,10 @@ Shapes follow reference/providers.md 1b. Where the docs are silent or UNCONFIRME
 - `GET /instances` -> `{"data": {"instances": [{type, id, attributes{name, status}}]}}`.
 - `GET /instances/{id}` -> the flat documented object plus `useDedicatedIp`, `image`,
   `resources`, `hostnode_id`, `location_id`, `location{...}`, `price_per_hr`, `created_at`.
-  `ipAddress` is 127.0.0.1 and `portForwards` always lists 22 and 47989 (even with a
-  dedicated IP: loopback cannot give each VM its own address). Requested
-  `port_forwards[].external_port` values are ignored; the simulator allocates ports.
+  `portForwards` always lists 22 and 47989. With `useDedicatedIp` the VM has its own
+  loopback address as `ipAddress` and the forwards are the identity; otherwise
+  `ipAddress` is 127.0.0.1 and the requested `port_forwards[].external_port` values are
+  ignored: the simulator allocates ports.
 - POST start/stop -> 200 `{"data": {type, id, name, status}}` (status starting/stopping).
 - DELETE -> 200 `{"data": {"type", "id", "status": "deleted", "message": "Instance deleted"}}`;
   404 when unknown or already deleted.

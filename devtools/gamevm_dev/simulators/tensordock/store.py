@@ -7,9 +7,13 @@ Wolf's port unless the create's `cloud_init` installs and starts Wolf (see
 `cloudinit`). On the first boot the VM "runs" its user data after `configure_s`: Wolf
 starts when the user data would start it, and the report the user data would POST is
 POSTed (with retries). Later boots start Wolf again (an enabled systemd unit) without
-a new report (cloud-init runs once per instance). Wolf answers on
-127.0.0.1:<port>, published as the port forward 47989 -> <port>; SSH (22) gets a
-reserved loopback port number that nothing listens on. A stopped VM keeps its
+a new report (cloud-init runs once per instance). A VM created with
+`useDedicatedIp` gets its own loopback address (a random one in 127.64.0.0/10: Linux
+routes all of 127/8 to lo), published as its `ipAddress`, with Wolf on its port 47989
+and the forwards the identity, as a dedicated public IP would be; its configuration
+report is sent from that address. Other VMs share 127.0.0.1: Wolf answers on
+127.0.0.1:<port>, published as the port forward 47989 -> <port>. SSH (22) is a port
+nothing listens on. A stopped VM keeps its
 reservation (GPU and ports) unless the fault `reclaim_gpus_on_stop` gives its GPU to
 another renter (`stoppeddisassociated`; starting it answers 400); whether real v2 stop
 releases the GPU is UNCONFIRMED.
@@ -17,8 +21,10 @@ Names are not unique (TensorDock does not enforce it), so double creates are vis
 """
 
 import asyncio
+import ipaddress
 import json
 import logging
+import secrets
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -37,6 +43,7 @@ STOP_S = 15.0
 CONFIGURE_S = 240.0
 """Driver, Docker and Wolf image downloads on a fresh VM take minutes."""
 REPORT_ATTEMPTS = 20
+DEDICATED_NETWORK = ipaddress.ip_network("127.64.0.0/10")
 log = logging.getLogger(__name__)
 
 
@@ -87,6 +94,8 @@ class VM:
     price_per_hr: float
     created_at: float
     deleted_at: float | None = None
+    address: str = LOOPBACK
+    """The VM's IP: its own loopback address with a dedicated IP, else 127.0.0.1."""
     wolf_state: WolfState = WolfState.FREE
     wolf_silent: bool = False
     """Boots and bills, but no Wolf ever answers (fault `wolf_silent`)."""
@@ -132,6 +141,7 @@ class VM:
             "gpu_count": self.gpu_count,
             "dedicated_ip": self.dedicated_ip,
             "forwards": {str(k): v for k, v in self.forwards.items()},
+            "address": self.address,
             "price_per_hr": self.price_per_hr,
             "created_at": self.created_at,
             "deleted_at": self.deleted_at,
@@ -159,6 +169,7 @@ class VM:
             gpu_count=data["gpu_count"],
             dedicated_ip=data["dedicated_ip"],
             forwards={int(k): int(v) for k, v in data["forwards"].items()},
+            address=str(data.get("address", LOOPBACK)),
             price_per_hr=data["price_per_hr"],
             created_at=data["created_at"],
             deleted_at=data["deleted_at"],
@@ -193,7 +204,6 @@ class Store:
         self.create_calls = 0
         self.reclaimed: dict[str, dict[str, int]] = {}
         """GPUs other renters took from stopped VMs, by hostnode and model."""
-        self._session: aiohttp.ClientSession | None = None
 
     # -- capacity ---------------------------------------------------------------------
 
@@ -248,8 +258,10 @@ class Store:
         return max(named, key=lambda vm: vm.created_at) if named else None
 
     def add(self, hostnode: catalog.HostnodeSpec, req: Request) -> VM:
-        """Record a new VM in `starting` with its forwards reserved."""
-        forwards = {port: free_port() for port in sorted({*req.internal_ports})}
+        """Record a new VM in `starting` with its address and forwards reserved."""
+        ports = sorted({*req.internal_ports})
+        address = self._free_address() if req.dedicated_ip else LOOPBACK
+        forwards = {port: port if req.dedicated_ip else free_port() for port in ports}
         vm = VM(
             id=str(uuid.uuid4()),
             name=req.name,
@@ -263,6 +275,7 @@ class Store:
             gpu_count=req.gpu_count,
             dedicated_ip=req.dedicated_ip,
             forwards=forwards,
+            address=address,
             price_per_hr=price_per_hr(hostnode, req),
             created_at=time.time(),
             cloud_init=req.cloud_init,
@@ -270,6 +283,15 @@ class Store:
         self.vms[vm.id] = vm
         self.save()
         return vm
+
+    def _free_address(self) -> str:
+        """A loopback address no live VM of this simulator holds (random, so that
+        simulators running side by side rarely pick the same one)."""
+        taken = {vm.address for vm in self.vms.values() if not vm.deleted}
+        while True:
+            candidate = str(DEDICATED_NETWORK[secrets.randbelow(DEDICATED_NETWORK.num_addresses)])
+            if candidate not in taken and not candidate.endswith((".0", ".255")):
+                return candidate
 
     async def boot(self, vm: VM) -> None:
         """`starting` -> `running` after the boot delay (inline when instant)."""
@@ -349,9 +371,6 @@ class Store:
         for vm in self.vms.values():
             self._cancel(vm)
             await self._stop_wolf(vm)
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
 
     async def _transition(self, vm: VM, seconds: float, finish: Any) -> None:
         self._cancel(vm)
@@ -413,26 +432,29 @@ class Store:
             vm.configuring = task
 
     async def _report(self, vm: VM, url: str, token: str, body: dict[str, Any]) -> None:
-        """POST the report like the user data's curl loop: retried with backoff."""
-        if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20))
-        delay = 0.2
-        for _attempt in range(REPORT_ATTEMPTS):
-            if vm.deleted:
-                return
-            try:
-                async with self._session.post(
-                    url, json=body, headers={"Authorization": f"Bearer {token}"}
-                ) as response:
-                    if response.status < 300:
-                        vm.report = f"sent {response.status}"
-                        self.save()
-                        return
-                    vm.report = f"failed HTTP {response.status}"
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                vm.report = f"failed {type(exc).__name__}"
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
+        """POST the report like the user data's curl loop: retried with backoff, from the
+        VM's own address (where the operator sees it come from)."""
+        # The VM's own connection: from its address (a dedicated IP), closed after.
+        connector = aiohttp.TCPConnector(local_addr=(vm.address, 0))
+        timeout = aiohttp.ClientTimeout(total=20)
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+            delay = 0.2
+            for _attempt in range(REPORT_ATTEMPTS):
+                if vm.deleted:
+                    return
+                try:
+                    async with session.post(
+                        url, json=body, headers={"Authorization": f"Bearer {token}"}
+                    ) as response:
+                        if response.status < 300:
+                            vm.report = f"sent {response.status}"
+                            self.save()
+                            return
+                        vm.report = f"failed HTTP {response.status}"
+                except (aiohttp.ClientError, TimeoutError) as exc:
+                    vm.report = f"failed {type(exc).__name__}"
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
         log.warning("VM %s: the configuration report to %s was never accepted", vm.name, url)
         self.save()
 
@@ -440,9 +462,10 @@ class Store:
         wolf = WolfResponder(f"tensordock-{vm.name}", state=vm.wolf_state)
         wanted = vm.forwards.get(WOLF_HTTP_PORT, 0)
         try:
-            port = await wolf.start(wanted)
+            port = await wolf.start(wanted, vm.address)
         except OSError:
-            port = await wolf.start(0)  # the old external port is taken: a new forward
+            # The port is taken (another simulator's VM on the same address): a forward.
+            port = await wolf.start(0, vm.address)
         vm.forwards[WOLF_HTTP_PORT] = port
         vm.wolf = wolf
         self.save()
@@ -491,7 +514,7 @@ def instance_view(vm: VM) -> dict[str, Any]:
         "id": vm.id,
         "name": vm.name,
         "status": vm.status,
-        "ipAddress": LOOPBACK,
+        "ipAddress": vm.address,
         "portForwards": [
             {"internal_port": internal, "external_port": external}
             for internal, external in sorted(vm.forwards.items())
@@ -540,6 +563,7 @@ def control_view(vm: VM) -> dict[str, Any]:
         "wolf_installed": vm.plan.starts_wolf,
         "report": vm.report,
         "forwards": {str(k): v for k, v in vm.forwards.items()},
+        "address": vm.address,
         "price_per_hr": vm.price_per_hr,
     }
     return view

@@ -504,3 +504,88 @@ async def test_placement_lost_on_start_deletes_and_places_anew() -> None:
     await w.step()
     assert w.status.phase is VMStatus.RUNNING
     assert w.td.instances == {}
+
+
+class ListLikeProvider(FakeProvider):
+    """Like TensorDock behind the budget: the IP only for callers that ask for it."""
+
+    def __init__(self) -> None:
+        super().__init__(CloudProvider.TENSORDOCK)
+        self.address_looks = 0
+
+    async def create(self, spec: CreateSpec) -> Instance:
+        created = await super().create(spec)
+        return replace(created, ip_address=None, ports={})  # like TensorDock's answer
+
+    async def observe(self, instance_id: str, *, address: bool = True) -> Instance | None:
+        instance = self.instances.get(instance_id)
+        if instance is None or address:
+            self.address_looks += int(instance is not None)
+            return instance
+        return replace(instance, ip_address=None, ports={})
+
+
+class WolfAt(FakeWolf):
+    """Wolf answers at one host:port only."""
+
+    def __init__(self, host: str, port: int) -> None:
+        super().__init__()
+        self.where = (host, port)
+        self.probed: list[tuple[str, int]] = []
+
+    async def probe(self, host: str, port: int) -> WolfStatus | None:
+        self.probed.append((host, port))
+        return self.status if (host, port) == self.where else None
+
+
+def _list_like_world(wolf: FakeWolf) -> World:
+    w = World()
+    w.td = ListLikeProvider()
+    w.wolf = wolf
+    w.reconciler = Reconciler(
+        providers={CloudProvider.TENSORDOCK: w.td, CloudProvider.CLOUDYPAD_GCP: w.gcp},
+        selector=w.selector,
+        secrets=w.secrets,
+        wolf=wolf,
+        keys=KeyRing("default", {"default": MASTER}),
+        timings=Timings(),
+        wolf_host=WolfHostConfig(public_url="https://operator.example.com"),
+    )
+    return w
+
+
+async def test_wolf_is_probed_at_the_reported_address_without_asking_the_provider() -> None:
+    wolf = WolfAt("8.8.4.4", 47989)
+    w = _list_like_world(wolf)
+    w.report = None
+    await w.step()
+    await w.step()
+    assert w.status.phase is VMStatus.CONFIGURING
+    assert w.status.ip_address is None, "no report yet: no address, and none asked for"
+    w.report = ConfigurationReport(
+        received_at=T0, ready=True, games_mounted=False, message="ok", address="8.8.4.4"
+    )
+    await w.until_running()
+    assert w.status.ip_address == "8.8.4.4"
+    assert w.status.configuration is not None
+    assert w.status.configuration.address == "8.8.4.4"
+    assert w.td.address_looks == 0
+
+
+async def test_the_provider_is_asked_when_the_report_has_no_address_or_wolf_is_not_there() -> None:
+    # The provider's own address is where Wolf is (the create put it at 127.0.0.1:40000).
+    w = _list_like_world(WolfAt("127.0.0.1", 40000))
+    w.report = ConfigurationReport(received_at=T0, ready=True, games_mounted=False, message="ok")
+    await w.until_running()
+    assert w.status.ip_address == "127.0.0.1"
+    assert w.td.address_looks >= 1
+    # Reported from an address where nothing answers (NAT): asked once, then running.
+    wolf = WolfAt("127.0.0.1", 40000)
+    w = _list_like_world(wolf)
+    w.report = ConfigurationReport(
+        received_at=T0, ready=True, games_mounted=False, message="ok", address="8.8.4.4"
+    )
+    await w.until_running()
+    assert wolf.probed[0] == ("8.8.4.4", 47989)
+    assert w.status.ip_address == "127.0.0.1"
+    assert w.status.wolf_port == 47999

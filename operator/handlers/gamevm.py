@@ -6,7 +6,9 @@ diff-base annotations for it, and the daemon writes status only when something c
 
 import asyncio
 import contextlib
+import json
 import logging
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -102,6 +104,16 @@ async def reconcile_gamevm(
                 await asyncio.wait_for(runtime.wake.wait(), timeout=delay)
 
 
+STATUS_KEYS = frozenset(field.alias or name for name, field in GameVMStatus.model_fields.items())
+
+
+def stored_status(status: Mapping[str, Any]) -> dict[str, Any]:
+    """The object's status as plain JSON data, only the fields this operator writes (a
+    patch never nulls anything else)."""
+    data: dict[str, Any] = json.loads(json.dumps(dict(status), default=str))
+    return {k: v for k, v in data.items() if k in STATUS_KEYS}
+
+
 def _seed_budget(app: AppContext, status: kopf.Status) -> None:
     """Tell the provider budget what status knows of a running VM (after a restart)."""
     try:
@@ -132,9 +144,9 @@ async def _one_step(
         status_model = GameVMStatus.model_validate(runtime.written_status)
     else:
         status_model = GameVMStatus.model_validate(dict(status))
-        # The status as this operator writes it, from the object: after a restart (or a
-        # pause) the first step writes only what changed, not every VM's whole status.
-        runtime.written_status = status_model.model_dump(mode="json", exclude_none=True)
+        # What the object holds: after a restart (or a pause) the first step writes only
+        # what changed, not every VM's whole status.
+        runtime.written_status = stored_status(status)
     runtime.access_key_id = status_model.access_key_id
     try:
         spec_model: GameVMSpec | None = GameVMSpec.model_validate(dict(spec))

@@ -67,8 +67,15 @@ def test_dev_up_uses_an_endpoint_it_did_not_start(dev_state: Path) -> None:
                 "--tensordock-url",
                 external.base_url,
             ],
-            # The token through the environment, as for the e2e fixtures.
-            env={**os.environ, "GAMEVM_DEV_TENSORDOCK_TOKEN": external.token},
+            env={
+                **os.environ,
+                # The token through the environment, as for the e2e fixtures.
+                "GAMEVM_DEV_TENSORDOCK_TOKEN": external.token,
+                # `up` waits for every sample, the CloudyPad ones too: without this the
+                # simulated CloudyPad create keeps its realistic 3 minutes (the operator
+                # passes CLOUDYPAD_* on to its CLI runs). This test is about TensorDock.
+                "CLOUDYPAD_SIM_DELAY_SCALE": "0",
+            },
             capture_output=True,
             text=True,
             timeout=900,

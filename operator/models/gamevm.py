@@ -142,7 +142,13 @@ class GameVMStatus(StatusModel):
     instance_name: str | None = Field(
         default=None, description="Deterministic instance name at the provider (from the uid)."
     )
-    ip_address: str | None = Field(default=None, description="Public IP address.")
+    ip_address: str | None = Field(
+        default=None,
+        description=(
+            "Public IP address (TensorDock: from the VM's configuration report, or the "
+            "provider's when the report has none)."
+        ),
+    )
     wolf_port: int = Field(default=WOLF_PORT, description="Wolf streaming (control) port.")
     ssh_port: int = Field(default=SSH_PORT, description="SSH port.")
     cost_per_hour: float | None = Field(default=None, description="Hourly price, USD.")

@@ -118,6 +118,24 @@ class Settings(BaseSettings):
     wolf_probe_timeout: float = Field(
         default=3.0, gt=0, description="Seconds to wait for Wolf's /serverinfo."
     )
+    status_hold_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        description=(
+            "Seconds a new instance's `configuring` status may wait, so that a VM which comes "
+            "up at once reaches `running` in one status write (0: write at once). Safe to "
+            "lose in a crash: a restart adopts the instance by its name."
+        ),
+    )
+    report_wait_seconds: float = Field(
+        default=8.0,
+        ge=0,
+        description=(
+            "Seconds a VM's configuration report waits for the VM's next status write to "
+            "store it (one write for both) before it is written on its own; below the "
+            "report's 20 s client timeout."
+        ),
+    )
     wolf_probe_allow_loopback: bool = Field(
         default=False,
         description=(

@@ -32,9 +32,19 @@ class VMRuntime:
     wolf_misses: int = 0
     """Consecutive unanswered Wolf probes of the running VM (see reconcile)."""
     written_status: dict[str, Any] | None = None
+    """The status as the API server has it from this operator (what a patch diffs against)."""
+    status: dict[str, Any] | None = None
+    """The status the last step decided; ahead of `written_status` while a write is held."""
+    hold_until: float | None = None
+    """Event-loop time by which a held status write is sent (None: nothing held)."""
+    daemon_alive: bool = False
+    """The VM's daemon runs (not paused, not another shard's): it will take a report."""
+    report_waiters: list[tuple[datetime, "asyncio.Future[None]"]] = field(default_factory=list)
+    """Configuration reports (by time received) whose VM waits for them to be in status."""
     console: str | None = None
     held_events: list["Event"] = field(default_factory=list)
-    """Normal Events of a step followed at once by another: posted with the next one."""
+    """Normal Events of a provisioning VM: posted as one, with the next Warning or once the
+    VM settles (running, stopped, error)."""
     seen: tuple[Any, ...] = ()
     """(generation, annotations) last acted on: changes to these wake the daemon."""
     access_key_id: str | None = None

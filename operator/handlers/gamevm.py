@@ -22,7 +22,7 @@ from gamevm.handlers.errors import describe_validation_error
 from gamevm.handlers.kube import KubeError
 from gamevm.handlers.patching import merge_patch
 from gamevm.models.conditions import ConditionType
-from gamevm.models.enums import DeletionPolicy
+from gamevm.models.enums import DeletionPolicy, VMStatus
 from gamevm.models.gamevm import GameVMSpec, GameVMStatus
 from gamevm.models.names import (
     ANNOTATION_PAUSED,
@@ -93,15 +93,36 @@ async def reconcile_gamevm(
     runtime.seen = (meta.get("generation"), tuple(sorted(meta.get("annotations", {}).items())))
     app.uids[f"{meta['namespace']}/{meta['name']}"] = uid
     _seed_budget(app, status)
+    runtime.daemon_alive = True
+    try:
+        await _steps(app, runtime, body, meta, spec, status, configs)
+    finally:
+        runtime.daemon_alive = False
+
+
+async def _steps(
+    app: AppContext,
+    runtime: VMRuntime,
+    body: kopf.Body,
+    meta: kopf.Meta,
+    spec: kopf.Spec,
+    status: kopf.Status,
+    configs: ConfigIndex,
+) -> None:
+    loop = asyncio.get_running_loop()
     while True:
         if meta.get("deletionTimestamp"):
             return
         # Cleared before the step: a wake-up that arrives during the step is not lost.
         runtime.wake.clear()
         delay = await _one_step(app, runtime, body, meta, spec, status, configs)
-        if delay > 0:
+        next_step = loop.time() + delay
+        while not runtime.wake.is_set() and loop.time() < next_step:
+            until = next_step if runtime.hold_until is None else min(next_step, runtime.hold_until)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(runtime.wake.wait(), timeout=delay)
+                await asyncio.wait_for(runtime.wake.wait(), timeout=max(0.0, until - loop.time()))
+            if runtime.hold_until is not None and loop.time() >= runtime.hold_until:
+                await _flush_held_status(app, runtime, meta)
 
 
 STATUS_KEYS = frozenset(field.alias or name for name, field in GameVMStatus.model_fields.items())
@@ -140,13 +161,13 @@ async def _one_step(
         uid=str(meta["uid"]),
         generation=meta.get("generation"),
     )
-    if runtime.written_status is not None:
-        status_model = GameVMStatus.model_validate(runtime.written_status)
+    if runtime.status is not None:
+        status_model = GameVMStatus.model_validate(runtime.status)
     else:
         status_model = GameVMStatus.model_validate(dict(status))
         # What the object holds: after a restart (or a pause) the first step writes only
         # what changed, not every VM's whole status.
-        runtime.written_status = stored_status(status)
+        runtime.written_status = runtime.status = stored_status(status)
     runtime.access_key_id = status_model.access_key_id
     try:
         spec_model: GameVMSpec | None = GameVMSpec.model_validate(dict(spec))
@@ -191,18 +212,27 @@ async def _apply(
     spec: GameVMSpec | None,
     outcome: Outcome,
 ) -> None:
-    new_status = outcome.status.model_dump(mode="json", exclude_none=True)
-    await _write_status(app, runtime, ref, new_status)
+    runtime.status = outcome.status.model_dump(mode="json", exclude_none=True)
+    hold = app.settings.status_hold_seconds
+    # A held write goes on waiting (up to its deadline) while the VM is still configuring.
+    still_configuring = (
+        runtime.hold_until is not None
+        and outcome.status.phase is VMStatus.CONFIGURING
+        and all(e.type == "Normal" for e in outcome.events)
+    )
+    may_hold = outcome.may_hold_write or still_configuring
+    now = asyncio.get_running_loop().time()
+    if runtime.hold_until is not None and now >= runtime.hold_until:
+        may_hold = False
+    if may_hold and hold > 0 and not _waited_reports(runtime, runtime.status):
+        if runtime.hold_until is None:
+            runtime.hold_until = now + hold
+    else:
+        await _write_status(app, runtime, ref)
     events = [*runtime.held_events, *outcome.events]
     runtime.held_events = []
-    if outcome.requeue_after == 0 and all(e.type == "Normal" for e in events):
-        # The next step follows at once: tell both in one Event (one API write fewer), unless
-        # it takes long (a slow create): then it is posted after HOLD_EVENTS_SECONDS, while
-        # status already says "creating on <provider> in <place>".
+    if hold_events(outcome.status.phase, events):
         runtime.held_events = events
-        asyncio.get_running_loop().call_later(
-            HOLD_EVENTS_SECONDS, _post_if_still_held, body, runtime, events
-        )
     else:
         _post(body, events)
     if outcome.consume_power_request:
@@ -232,14 +262,45 @@ async def _apply(
         metrics.observe_provisioning(st.provider, outcome.provisioned_seconds)
 
 
-async def _write_status(
-    app: AppContext, runtime: VMRuntime, ref: VMRef, new_status: dict[str, Any]
-) -> None:
-    patch = merge_patch(runtime.written_status, new_status)
-    if not patch:
+async def _write_status(app: AppContext, runtime: VMRuntime, ref: VMRef) -> None:
+    """Patch what changed since the last write (nothing: no request)."""
+    new_status = runtime.status
+    if new_status is None:
         return
-    await app.kube.patch_gamevm_status(ref.namespace, ref.name, patch)
-    runtime.written_status = new_status
+    runtime.hold_until = None
+    patch = merge_patch(runtime.written_status, new_status)
+    if patch:
+        await app.kube.patch_gamevm_status(ref.namespace, ref.name, patch)
+        runtime.written_status = new_status
+    _settle_report_waiters(runtime, new_status)
+
+
+async def _flush_held_status(app: AppContext, runtime: VMRuntime, meta: kopf.Meta) -> None:
+    ref = VMRef(namespace=str(meta["namespace"]), name=str(meta["name"]), uid=str(meta["uid"]))
+    try:
+        await _write_status(app, runtime, ref)
+    except KubeError as exc:
+        # Still ahead of written_status: the next step writes it.
+        log.warning("%s: held status not written (%s); the next step writes it", ref.key, exc)
+
+
+def _waited_reports(
+    runtime: VMRuntime, status: dict[str, Any]
+) -> list[tuple[datetime, "asyncio.Future[None]"]]:
+    """The reports the configuration endpoint waits for that this status holds."""
+    stored = (status.get("configuration") or {}).get("reportedAt")
+    if not stored or not runtime.report_waiters:
+        return []
+    at = datetime.fromisoformat(stored.replace("Z", "+00:00"))
+    return [(received, f) for received, f in runtime.report_waiters if received <= at]
+
+
+def _settle_report_waiters(runtime: VMRuntime, written: dict[str, Any]) -> None:
+    """Tell the configuration endpoint which of its reports are now in status."""
+    for entry in _waited_reports(runtime, written):
+        runtime.report_waiters.remove(entry)
+        if not entry[1].done():
+            entry[1].set_result(None)
 
 
 @kopf.on.event(GROUP, VERSION, GAMEVM_PLURAL)
@@ -304,7 +365,7 @@ async def gamevm_paused(
     )
     runtime = app.runtimes.get(str(meta["uid"]))
     if runtime is not None:
-        runtime.written_status = None
+        runtime.written_status = runtime.status = runtime.hold_until = None
     if event is not None:
         _post(body, [event])
 
@@ -347,18 +408,19 @@ async def delete_gamevm(
         raise kopf.TemporaryError(result.message, delay=result.retry_after)
 
 
-HOLD_EVENTS_SECONDS = 30.0
+PROGRESS_PHASES = frozenset({VMStatus.CREATING, VMStatus.CONFIGURING})
+
+
+def hold_events(phase: VMStatus | None, events: list[Event]) -> bool:
+    """Whether these Events wait: Normal ones of a VM on its way to running are told as
+    one when it settles (the choice, the instance and Wolf's address in one `Running`
+    Event); a Warning is posted at once, with whatever was held."""
+    return bool(events) and phase in PROGRESS_PHASES and all(e.type == "Normal" for e in events)
 
 
 def _post(body: kopf.Body, events: list[Event]) -> None:
     for event in coalesce_events(events):
         kopf.event(body, type=event.type, reason=event.reason, message=event.message)
-
-
-def _post_if_still_held(body: kopf.Body, runtime: VMRuntime, events: list[Event]) -> None:
-    if runtime.held_events is events:
-        runtime.held_events = []
-        _post(body, events)
 
 
 def coalesce_events(events: list[Event]) -> list[Event]:

@@ -11,6 +11,7 @@ Split so that the NetworkPolicy can let VMs (or their ingress) reach the API por
 and nothing but the monitoring stack reach the metrics.
 """
 
+import asyncio
 import logging
 import math
 import time
@@ -22,12 +23,17 @@ from typing import Any
 from aiohttp import web
 
 from gamevm import metrics
-from gamevm.handlers.context import AppContext
+from gamevm.handlers.context import AppContext, VMRuntime
 from gamevm.handlers.kube import KubeError
-from gamevm.models.gamevm import ConfigurationStatus
+from gamevm.models.gamevm import ConfigurationStatus, GameVMStatus
 from gamevm.services.access import verify_heartbeat_token
 from gamevm.services.authz import Authorizer, Caller
-from gamevm.services.configuration import MAX_REPORT_MESSAGE, REPORT_PATH, ConfigurationReport
+from gamevm.services.configuration import (
+    MAX_REPORT_MESSAGE,
+    REPORT_PATH,
+    ConfigurationReport,
+    already_stored,
+)
 from gamevm.services.ratelimit import SourceRateLimiter
 from gamevm.services.vmaddress import report_address, trusted_networks
 from gamevm.settings import Settings
@@ -177,31 +183,41 @@ async def configuration_report(request: web.Request) -> web.Response:
     report = _report_from(payload, datetime.now(UTC), address)
     if isinstance(report, str):
         return web.json_response({"error": report}, status=400)
-    namespace, name = key.split("/", 1)
-    stored = ConfigurationStatus(
-        reported_at=report.received_at,
-        ready=report.ready,
-        games_mounted=report.games_mounted,
-        message=report.message,
-        address=report.address,
-    )
-    try:
-        # Persisted before the VM hears "accepted": the VM reports once, and an operator
-        # restart right after must not lose it.
-        await app.kube.patch_gamevm_status(
-            namespace,
-            name,
-            {
+    runtime = app.runtime(uid)
+    # Persisted before the VM hears "accepted": the VM reports once, and an operator
+    # restart right after must not lose it. Its daemon's next status write stores it
+    # (with the transition it brings, often `running`: one write for both); only when
+    # that takes too long is it written on its own.
+    written = runtime.written_status
+    if written is not None and already_stored(GameVMStatus.model_validate(written), report):
+        return _accepted(key, report)
+    runtime.configuration = report
+    if not await _stored_by_next_step(runtime, report, settings.report_wait_seconds):
+        namespace, name = key.split("/", 1)
+        stored = ConfigurationStatus(
+            reported_at=report.received_at,
+            ready=report.ready,
+            games_mounted=report.games_mounted,
+            message=report.message,
+            address=report.address,
+        )
+        try:
+            fields = {
                 "configuration": stored.model_dump(mode="json", exclude_none=True),
                 "gamesMounted": report.games_mounted,
-            },
-        )
-    except KubeError as exc:
-        log.warning("%s: configuration report not stored (%s); the VM retries", key, exc)
-        return web.json_response({"error": "cannot store the report now; retry"}, status=503)
-    runtime = app.runtime(uid)
-    runtime.configuration = report
-    runtime.wake.set()
+            }
+            await app.kube.patch_gamevm_status(namespace, name, fields)
+        except KubeError as exc:
+            log.warning("%s: configuration report not stored (%s); the VM retries", key, exc)
+            return web.json_response({"error": "cannot store the report now; retry"}, status=503)
+        if runtime.written_status is not None:
+            # So the daemon's next patch leaves out what is already there.
+            runtime.written_status = {**runtime.written_status, **fields}
+        runtime.wake.set()
+    return _accepted(key, report)
+
+
+def _accepted(key: str, report: ConfigurationReport) -> web.Response:
     return web.json_response(
         {
             "gamevm": key,
@@ -210,6 +226,26 @@ async def configuration_report(request: web.Request) -> web.Response:
             "receivedAt": report.received_at.isoformat(),
         }
     )
+
+
+async def _stored_by_next_step(
+    runtime: VMRuntime, report: ConfigurationReport, wait_seconds: float
+) -> bool:
+    """Wake the VM's daemon and wait (bounded) until a status write holds this report."""
+    if wait_seconds <= 0 or not runtime.daemon_alive:
+        return False
+    future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    entry = (report.received_at, future)
+    runtime.report_waiters.append(entry)
+    runtime.wake.set()
+    try:
+        await asyncio.wait_for(future, wait_seconds)
+    except TimeoutError:
+        return False
+    finally:
+        if entry in runtime.report_waiters:
+            runtime.report_waiters.remove(entry)
+    return True
 
 
 # -- read API authentication ------------------------------------------------------------------

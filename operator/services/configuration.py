@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from gamevm.models.gamevm import GameVMStatus
 from gamevm.models.names import WOLF_SERVER_IMAGE
 
 REPORT_PATH = "/v1/gamevms/{namespace}/{name}/configuration"
@@ -30,6 +31,20 @@ class ConfigurationReport:
     message: str
     address: str | None = None
     """The public address the report came from (`services.vmaddress`), if usable."""
+
+
+def already_stored(status: GameVMStatus, report: ConfigurationReport) -> bool:
+    """The VM said this before, about the current instance, and status holds it: a resent
+    report (its client timed out waiting, or it restarted) needs no write."""
+    stored = status.configuration
+    decided = status.decision.decided_at if status.decision else None
+    return (
+        stored is not None
+        and stored.reported_at is not None
+        and (decided is None or stored.reported_at >= decided)
+        and (stored.ready, stored.games_mounted, stored.message or "")
+        == (report.ready, report.games_mounted, report.message)
+    )
 
 
 @dataclass(frozen=True)

@@ -197,6 +197,9 @@ class Outcome:
     cost_guard_refused: bool = False
     wolf_misses: int = 0
     """Consecutive unanswered Wolf probes of a running VM (the next step's input)."""
+    may_hold_write: bool = False
+    """This status may reach the API server a little later (with the next step's): a
+    crash before it is written loses nothing, as a restart adopts the instance by name."""
 
 
 class Reconciler:
@@ -541,6 +544,9 @@ class Reconciler:
         if st.phase is not VMStatus.RUNNING:
             # Fresh instances often come up within seconds: look again soon, then back off.
             out.requeue_after = min(out.requeue_after, FIRST_OBSERVE_AFTER_CREATE)
+            # The choice is in status (where to find the instance again after a crash): the
+            # instance id and `configuring` may wait for `running`, one write for both.
+            out.may_hold_write = all(e.type == "Normal" for e in out.events)
         # One Event per step: when the new instance is already up, "Running" tells both.
         running = next((e for e in out.events if e.reason == "Running"), None)
         if running is None:

@@ -77,3 +77,34 @@ def test_a_running_vm_is_not_rewritten_while_nothing_changes(
     assert restarted[STATUS_PATCH] == 0, f"status rewritten after a restart: {restarted}"
     assert restarted[EVENT_POST] == 0, f"Events posted after a restart: {restarted}"
     assert gamevms.status("quiet")["phase"] == "running"
+
+
+def test_the_way_to_running_takes_six_writes(
+    own_operator: OperatorUnderTest, gamevms: GameVMs, kubectl: Kubectl
+) -> None:
+    """Create, finalizer, access Secret, the choice (in status before any create: where
+    a restarted operator finds the instance), running (instance, configuration report and
+    phase in one patch) and one `Running` Event that tells the whole story."""
+    before = _writes(kubectl)
+    gamevms.apply("six", autoStopTimeout=3600)
+    status = gamevms.wait_phase("six", "running")
+    time.sleep(2 * ACTIVITY_INTERVAL)  # Events still queued in kopf are posted
+    after = _writes(kubectl)
+    # Other namespaces being deleted (earlier tests) show as DELETEs: not ours.
+    writes = {
+        k: after[k] - before.get(k, 0)
+        for k in after
+        if after[k] > before.get(k, 0) and k[0] in ("POST", "PATCH", "PUT")
+    }
+    assert writes == {
+        ("POST", "gamevms", ""): 1,
+        ("PATCH", "gamevms", ""): 1,
+        ("POST", "secrets", ""): 1,
+        STATUS_PATCH: 2,
+        EVENT_POST: 1,
+    }, writes
+    assert status["configuration"]["ready"] is True, "the VM's report is in status"
+    (event,) = gamevms.events("six")
+    assert (event["type"], event["reason"]) == ("Normal", "Running")
+    for told in ("USD/h", status["providerInstanceId"], "Wolf answers"):
+        assert told in event["message"], event["message"]

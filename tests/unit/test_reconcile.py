@@ -27,7 +27,7 @@ from gamevm.providers.base import (
 )
 from gamevm.providers.wolf import WolfStatus
 from gamevm.services.access import AccessMaterial, KeyRing
-from gamevm.services.configuration import ConfigurationReport, WolfHostConfig
+from gamevm.services.configuration import ConfigurationReport, WolfHostConfig, already_stored
 from gamevm.services.ports import Selection, VMRef
 from gamevm.services.reconcile import Outcome, Reconciler, StepInput, Timings, instance_name
 
@@ -589,3 +589,43 @@ async def test_the_provider_is_asked_when_the_report_has_no_address_or_wolf_is_n
     assert wolf.probed[0] == ("8.8.4.4", 47989)
     assert w.status.ip_address == "127.0.0.1"
     assert w.status.wolf_port == 47999
+
+
+async def test_only_the_write_after_a_create_may_wait() -> None:
+    """The choice is written at once (it is what finds the instance after a crash); the
+    new instance's `configuring` may wait for `running`; nothing else waits."""
+    w = World()
+    w.report = None
+    out = await w.step()
+    assert w.status.phase is VMStatus.CREATING
+    assert not out.may_hold_write, "the choice reaches status before any create"
+    out = await w.step()
+    assert w.status.phase is VMStatus.CONFIGURING
+    assert w.status.provider_instance_id == "i-1"
+    assert out.may_hold_write
+    out = await w.step()
+    assert not out.may_hold_write, "only the create's own step"
+
+
+def test_a_resent_report_is_already_stored() -> None:
+    stored = GameVMStatus.model_validate(
+        {
+            "decision": {"decidedAt": "2026-11-26T12:00:00Z"},
+            "configuration": {
+                "reportedAt": "2026-11-26T12:01:00Z",
+                "ready": True,
+                "gamesMounted": False,
+                "message": "configured",
+            },
+        }
+    )
+    again = ConfigurationReport(
+        received_at=T0 + timedelta(minutes=2), ready=True, games_mounted=False, message="configured"
+    )
+    assert already_stored(stored, again)
+    assert not already_stored(stored, replace(again, ready=False)), "news is written"
+    assert not already_stored(GameVMStatus(), again)
+    # A report stored before the current choice came from an instance since replaced.
+    assert stored.decision is not None
+    stored.decision.decided_at = T0 + timedelta(minutes=5)
+    assert not already_stored(stored, again)

@@ -42,8 +42,8 @@ def already_stored(status: GameVMStatus, report: ConfigurationReport) -> bool:
         stored is not None
         and stored.reported_at is not None
         and (decided is None or stored.reported_at >= decided)
-        and (stored.ready, stored.games_mounted, stored.message or "")
-        == (report.ready, report.games_mounted, report.message)
+        and (stored.ready, stored.games_mounted, stored.message or "", stored.address)
+        == (report.ready, report.games_mounted, report.message, report.address)
     )
 
 

@@ -325,7 +325,7 @@ async def test_synced_recovers_after_a_provider_outage() -> None:
     assert _cond(w, ConditionType.SYNCED) == ("True", "ReconcileSucceeded")
     original = w.td.observe
 
-    async def down(instance_id: str) -> None:
+    async def down(instance_id: str, **_: object) -> None:
         raise ProviderError(ErrorReason.SERVER_ERROR, "503", retryable=True)
 
     w.td.observe = down  # type: ignore[method-assign,assignment]

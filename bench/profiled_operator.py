@@ -2,7 +2,9 @@
 
 - GAMEVM_BENCH_PROFILE=<file.prof>: cProfile of the event-loop thread (handlers, kopf,
   parsing; the Kubernetes client's worker threads are not profiled), written when the
-  operator exits (SIGTERM makes kopf stop cleanly, so the file is complete).
+  operator exits (SIGTERM makes kopf stop cleanly, so the file is complete). With
+  GAMEVM_BENCH_PROFILE_WINDOW=1 the profiler starts off: the first SIGUSR2 starts it, the
+  second stops it and writes the file (the steady run profiles its measured window only).
 - GAMEVM_BENCH_TRACEMALLOC=<file.txt>: allocation tracing; SIGUSR1 writes the top
   allocation sites of live memory to the file (the bench sends it when every VM runs).
 """
@@ -46,12 +48,26 @@ if __name__ == "__main__":
             _write_memory_top(mem_path)
 
         signal.signal(signal.SIGUSR1, on_usr1)
-    if profiler is not None:
+    windowed = os.environ.get("GAMEVM_BENCH_PROFILE_WINDOW") == "1"
+    if profiler is not None and windowed:
+        toggles = {"on": False}
+
+        def on_usr2(_sig: int, _frame: FrameType | None) -> None:
+            assert profiler is not None  # noqa: S101
+            if not toggles["on"]:
+                toggles["on"] = True
+                profiler.enable()
+            else:
+                profiler.disable()
+                profiler.dump_stats(str(prof_out))
+
+        signal.signal(signal.SIGUSR2, on_usr2)
+    elif profiler is not None:
         profiler.enable()
     try:
         code = main(["run", *sys.argv[1:]])
     finally:
-        if profiler is not None and prof_out:
+        if profiler is not None and prof_out and not windowed:
             profiler.disable()
             profiler.dump_stats(prof_out)
     sys.exit(code)

@@ -12,6 +12,7 @@ minute (simulator counters) and API writes per minute (kube-apiserver /metrics).
 import json
 import os
 import secrets
+import signal
 import sys
 import time
 import uuid
@@ -90,9 +91,11 @@ def run_steady(
     config_manifest: dict[str, Any],
     log: Callable[[str], None],
     profile: Path | None = None,
+    memory: Path | None = None,
 ) -> dict[str, Any]:
     """Start a private control plane, preload N running VMs, measure the operator
-    (under cProfile, written to `profile` when the operator exits, when given)."""
+    (under cProfile, written to `profile` when the operator exits, when given; with
+    tracemalloc's top allocation sites written to `memory` at the end, when given)."""
     stack = Stack(workdir / "stack", steps=default_steps(with_operator=False), progress=log)
     processes: list[ManagedProcess] = []
     try:
@@ -112,31 +115,8 @@ def run_steady(
         processes.append(sim)
         log(f"steady: statuses written after {time.monotonic() - started:.0f}s")
         sim_url = f"http://127.0.0.1:{sim_port}"
-        metrics_port = free_port()
-        env = dict(os.environ)
-        env.update(
-            {
-                "KUBECONFIG": str(stack.kubeconfig),
-                "GAMEVM_NAMESPACE": OPERATOR_NAMESPACE,
-                "GAMEVM_WATCH_NAMESPACES": f'["{NAMESPACE}"]',
-                "GAMEVM_TENSORDOCK_API_URL": f"{sim_url}/api/v2",
-                "GAMEVM_TENSORDOCK_REQUESTS_PER_MINUTE": str(limit_per_minute),
-                "GAMEVM_HTTP_HOST": "127.0.0.1",
-                "GAMEVM_HTTP_PORT": str(metrics_port),
-                "GAMEVM_WOLF_PROBE_ALLOW_LOOPBACK": "true",
-                **({"GAMEVM_BENCH_PROFILE": str(profile)} if profile else {}),
-            }
-        )
-        operator = ManagedProcess(
-            name="steady-operator",
-            command=(
-                [sys.executable, str(REPO / "bench" / "profiled_operator.py")]
-                if profile
-                else operator_command()
-            ),
-            log_path=workdir / "steady-operator.log",
-            pid_path=workdir / "steady-operator.pid",
-            env=env,
+        operator = operator_process(
+            workdir, stack, sim_url, limit_per_minute, profile=profile, memory=memory
         )
         operator.start()
         processes.append(operator)
@@ -146,8 +126,12 @@ def run_steady(
         log(f"steady: operator settled {time.monotonic() - boot:.0f}s after start")
         sim_pid = sim.pid or 0
         sim0, cpu0 = sim_requests(sim_url), procstats.sample_cpu(pid, sim_pid)
+        if profile is not None:
+            operator.signal(signal.SIGUSR2)  # the window only, not the start-up
         time.sleep(seconds)
         sim1, cpu1 = sim_requests(sim_url), procstats.sample_cpu(pid, sim_pid)
+        if profile is not None:
+            operator.signal(signal.SIGUSR2)
         after = stack.kubectl("get", "--raw", "/metrics", timeout=120).stdout
         minutes = (cpu1.at - cpu0.at) / 60
         writes = apimetrics.writes_between(settled, after)
@@ -174,11 +158,57 @@ def run_steady(
             "steady_load_average": os.getloadavg()[0],
         }
         log(f"steady: {result}")
+        if memory is not None:
+            write_memory_top(operator, memory)
         return result
     finally:
         for process in reversed(processes):
             process.stop(timeout=60)
         stack.down()
+
+
+def operator_process(
+    workdir: Path,
+    stack: Stack,
+    sim_url: str,
+    limit_per_minute: int,
+    *,
+    profile: Path | None,
+    memory: Path | None,
+) -> ManagedProcess:
+    """The operator of the steady run (profiled or traced when asked), not yet started."""
+    metrics_port = free_port()
+    env = dict(os.environ)
+    env.update(
+        {
+            "KUBECONFIG": str(stack.kubeconfig),
+            "GAMEVM_NAMESPACE": OPERATOR_NAMESPACE,
+            "GAMEVM_WATCH_NAMESPACES": f'["{NAMESPACE}"]',
+            "GAMEVM_TENSORDOCK_API_URL": f"{sim_url}/api/v2",
+            "GAMEVM_TENSORDOCK_REQUESTS_PER_MINUTE": str(limit_per_minute),
+            "GAMEVM_HTTP_HOST": "127.0.0.1",
+            "GAMEVM_HTTP_PORT": str(metrics_port),
+            "GAMEVM_WOLF_PROBE_ALLOW_LOOPBACK": "true",
+            **(
+                {"GAMEVM_BENCH_PROFILE": str(profile), "GAMEVM_BENCH_PROFILE_WINDOW": "1"}
+                if profile
+                else {}
+            ),
+            **({"GAMEVM_BENCH_TRACEMALLOC": str(memory)} if memory else {}),
+        }
+    )
+    operator = ManagedProcess(
+        name="steady-operator",
+        command=(
+            [sys.executable, str(REPO / "bench" / "profiled_operator.py")]
+            if profile or memory
+            else operator_command()
+        ),
+        log_path=workdir / "steady-operator.log",
+        pid_path=workdir / "steady-operator.pid",
+        env=env,
+    )
+    return operator
 
 
 def preload(
@@ -291,21 +321,45 @@ def wait_healthy(
     raise RuntimeError("steady simulator did not start")
 
 
+def write_memory_top(operator: ManagedProcess, path: Path) -> None:
+    """Ask the traced operator for its top allocation sites (SIGUSR1) and wait for them."""
+    operator.signal(signal.SIGUSR1)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not path.exists():
+        time.sleep(0.5)
+    time.sleep(1)
+
+
 def main() -> None:
-    """`python bench/steady.py N [SECONDS]`: the steady run alone; prints its JSON."""
+    """`python -m bench.steady N [SECONDS] [--profile FILE.prof] [--memory FILE.txt]`: the
+    steady run alone; prints its JSON (and the profile's top functions with --profile)."""
+    import argparse
+    import pstats
     import shutil
     import tempfile
 
     from bench.run import bench_config, log
 
-    n = int(sys.argv[1])
-    seconds = float(sys.argv[2]) if len(sys.argv) > 2 else 180.0
+    parser = argparse.ArgumentParser(description="the steady run alone")
+    parser.add_argument("n", type=int)
+    parser.add_argument("seconds", type=float, nargs="?", default=180.0)
+    parser.add_argument("--profile", type=Path, help="cProfile output (.prof)")
+    parser.add_argument("--memory", type=Path, help="tracemalloc top sites (.txt)")
+    args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="gamevm-steady-"))
     try:
-        result = run_steady(workdir, n, seconds, 100, bench_config(), log)
+        result = run_steady(
+            workdir, args.n, args.seconds, 100, bench_config(), log, args.profile, args.memory
+        )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     print(json.dumps(result, indent=2))
+    if args.profile is not None and args.profile.exists():
+        stats = pstats.Stats(str(args.profile), stream=sys.stderr)
+        stats.sort_stats("tottime").print_stats(30)
+        stats.sort_stats("cumulative").print_stats(40)
+    if args.memory is not None and args.memory.exists():
+        print(args.memory.read_text(), file=sys.stderr)
 
 
 if __name__ == "__main__":

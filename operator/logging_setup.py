@@ -21,7 +21,7 @@ import json
 import logging
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -104,6 +104,29 @@ class RedactingFilter(logging.Filter):
             record.stack_info = redact(record.stack_info)
         setattr(record, "_gamevm_redacted", True)  # noqa: B010 (LogRecord has no such field)
         return True
+
+
+class QuietHandlerSuccess(logging.Filter):
+    """Drops kopf's "Handler '<id>' succeeded." lines of the named handlers.
+
+    kopf logs that line at INFO for every handler call; for the on-event handlers it is
+    one line per watch event per object (thousands a minute at scale, each formatted,
+    masked and written), saying nothing a failure line would not.
+    """
+
+    def __init__(self, handler_ids: Iterable[str]) -> None:
+        super().__init__()
+        self._messages = frozenset(f"Handler {hid!r} succeeded." for hid in handler_ids)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno != logging.INFO or record.getMessage() not in self._messages
+
+
+def quiet_handler_success(handler_ids: Iterable[str]) -> None:
+    """Install `QuietHandlerSuccess` on kopf's per-object logger (idempotent)."""
+    logger = logging.getLogger("kopf.objects")
+    logger.filters[:] = [f for f in logger.filters if not isinstance(f, QuietHandlerSuccess)]
+    logger.addFilter(QuietHandlerSuccess(handler_ids))
 
 
 def object_of(record: logging.LogRecord) -> tuple[str | None, str | None]:

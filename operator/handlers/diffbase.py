@@ -6,11 +6,20 @@ annotation storage costs one extra patch per object and a deep copy of the whole
 every watch event; this one reports "unchanged" from the spec and annotations alone.
 """
 
-import copy
 from collections.abc import Iterable
 from typing import Any
 
 import kopf
+
+
+def _copied(value: Any) -> Any:
+    """A copy of a JSON value (dicts, lists, scalars): what `copy.deepcopy` does for one,
+    without its memo and dispatch (kopf builds the essence twice per watch event)."""
+    if isinstance(value, dict):
+        return {key: _copied(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_copied(item) for item in value]
+    return value
 
 
 class NoDiffBaseStorage(kopf.DiffBaseStorage):
@@ -20,9 +29,11 @@ class NoDiffBaseStorage(kopf.DiffBaseStorage):
         self, *, body: kopf.Body, extra_fields: Iterable[Any] | None = None
     ) -> kopf.BodyEssence:
         """The object's essence: its spec and annotations."""
+        spec = body.get("spec")
+        annotations = body.get("metadata", {}).get("annotations")
         essence = {
-            "spec": copy.deepcopy(dict(body.get("spec", {}))),
-            "metadata": {"annotations": dict(body.metadata.annotations)},
+            "spec": _copied(spec) if isinstance(spec, dict) else {},
+            "metadata": {"annotations": dict(annotations) if isinstance(annotations, dict) else {}},
         }
         return essence  # type: ignore[return-value]
 

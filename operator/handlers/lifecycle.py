@@ -17,6 +17,7 @@ from gamevm.handlers.kube import (
     KubeSecretReader,
     load_api_client,
 )
+from gamevm.logging_setup import quiet_handler_success
 from gamevm.models.enums import CloudProvider
 from gamevm.models.names import FINALIZER, GROUP, OPERATOR_NAME
 from gamevm.providers.base import Provider
@@ -36,6 +37,9 @@ if TYPE_CHECKING:
     from gamevm.mirror.repository import Mirror, ResyncSnapshot, ResyncSource
 
 log = logging.getLogger(__name__)
+
+EVENT_HANDLER_IDS = ("gamevm_event", "gamevm_paused", "emulatorconfig_event")
+"""kopf ids of the on-event handlers (their function names), called on every watch event."""
 
 MASTER_KEY = SECRET_KEY_SINGLE
 """Key, in the credentials Secret, of the master key per-VM access material derives from."""
@@ -57,6 +61,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.persistence.diffbase_storage = NoDiffBaseStorage()
     # Only explicit kopf.event() calls become Events; log lines stay logs.
     settings.posting.loggers = False
+    # Not one log line per watch event: the on-event handlers' success is no news.
+    quiet_handler_success(EVENT_HANDLER_IDS)
     # Events say who wrote them: `kubectl describe` shows "From gamevm-operator", not kopf.
     settings.posting.reporting_component = OPERATOR_NAME
     settings.posting.reporting_instance = cfg.pod_name or socket.gethostname()

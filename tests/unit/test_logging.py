@@ -7,7 +7,14 @@ from collections.abc import Iterator
 import kopf
 import pytest
 
-from gamevm.logging_setup import MASK, RedactingFilter, configure_logging, object_context, redact
+from gamevm.logging_setup import (
+    MASK,
+    RedactingFilter,
+    configure_logging,
+    object_context,
+    quiet_handler_success,
+    redact,
+)
 
 PEM = (
     "-----BEGIN OPENSSH PRIVATE KEY-----\n"
@@ -179,3 +186,26 @@ def test_bad_format_string_does_not_lose_the_line() -> None:
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "%d items", ("many",), None)
     assert RedactingFilter().filter(record)
     assert "many" in record.getMessage()
+
+
+def test_on_event_handler_success_lines_are_dropped(
+    restore_logging: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure_logging("json")
+    objects = logging.getLogger("kopf.objects")
+    filters = objects.filters[:]
+    try:
+        quiet_handler_success(["gamevm_event"])
+        quiet_handler_success(["gamevm_event"])  # idempotent: one filter
+        logger = gamevm_logger("players", "mario-kart")
+        logger.info("Handler 'gamevm_event' succeeded.")
+        logger.info("Handler 'delete_gamevm' succeeded.")
+        logger.error("Handler 'gamevm_event' failed with an exception. Will retry.")
+    finally:
+        objects.filters[:] = filters
+
+    lines = [entry["message"] for entry in json_lines(capsys.readouterr().err)]
+    assert lines == [
+        "Handler 'delete_gamevm' succeeded.",
+        "Handler 'gamevm_event' failed with an exception. Will retry.",
+    ]

@@ -65,6 +65,15 @@ def load_api_client(threads: int) -> client.ApiClient:
     return api
 
 
+def _drained(fn: Callable[..., Any], *args: Any) -> None:
+    """Call `fn` without decoding its response: read the body and free the connection."""
+    response = fn(*args, _preload_content=False)
+    try:
+        response.read()
+    finally:
+        response.release_conn()
+
+
 class Kube:
     """Async facade over the sync client, with its own bounded thread pool."""
 
@@ -86,9 +95,18 @@ class Kube:
             # The API server is unreachable (restarting, network): a retryable failure.
             raise KubeError(0, f"API server unreachable: {type(exc).__name__}") from None
 
+    async def _write(self, fn: Callable[..., Any], *args: Any) -> None:
+        """A write whose answer is not used: its body is drained undecoded.
+
+        The API server echoes the whole object; decoding it (JSON, then the client's
+        models) on a worker thread, which holds the GIL the event loop needs, was paid
+        per status patch of every VM (bench/README.md, profile).
+        """
+        await self._run(_drained, fn, *args)
+
     async def patch_gamevm_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         """Merge-patch the status subresource."""
-        await self._run(
+        await self._write(
             self._custom.patch_namespaced_custom_object_status,
             GROUP,
             VERSION,
@@ -102,7 +120,7 @@ class Kube:
         self, namespace: str, name: str, annotations: Mapping[str, str | None]
     ) -> None:
         """Merge-patch metadata.annotations (None removes a key). Never touches spec."""
-        await self._run(
+        await self._write(
             self._custom.patch_namespaced_custom_object,
             GROUP,
             VERSION,
@@ -114,7 +132,7 @@ class Kube:
 
     async def patch_emulatorconfig_status(self, name: str, status: dict[str, Any]) -> None:
         """Merge-patch an EmulatorConfig's status."""
-        await self._run(
+        await self._write(
             self._custom.patch_cluster_custom_object_status,
             GROUP,
             VERSION,
@@ -183,7 +201,7 @@ class Kube:
         )
         try:
             # The response echoes the Secret; it is dropped here and never logged.
-            await self._run(self._core.create_namespaced_secret, ref.namespace, body)
+            await self._write(self._core.create_namespaced_secret, ref.namespace, body)
         except KubeError as exc:
             if exc.status == HTTP_CONFLICT:
                 return False

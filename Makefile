@@ -60,11 +60,20 @@ crds-check: relink
 unit: relink
 	$(BIN)/pytest -m "not e2e" -q
 
+# Two pytest-xdist workers: most e2e time is spent waiting on processes (operator, API
+# server, simulators), so two overlap on 2 cores. Each worker starts its own API server,
+# Mongo servers and simulators on free ports; one test file stays on one worker, so its
+# module fixtures run once and its tests keep their order. Files go out in collection
+# order (not most-tests-first): the slow contract and e2e files start early and the many
+# quick unit files fill the end. PYTEST_WORKERS=0: one process.
+PYTEST_WORKERS ?= 2
+PYTEST_PARALLEL = $(if $(filter-out 0,$(PYTEST_WORKERS)),-n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder)
+
 e2e: binaries
-	$(BIN)/pytest -m e2e -q
+	$(BIN)/pytest -m e2e -q $(PYTEST_PARALLEL)
 
 test: prereqs lint types crds-check binaries cloudypad-cli
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q $(PYTEST_PARALLEL)
 
 dev: prereqs relink
 	$(BIN)/gamevm-dev up

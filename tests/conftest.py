@@ -8,4 +8,5 @@ pytest_plugins = [
     "tests.fixtures.operator_env",
     "tests.fixtures.chaos",
     "tests.fixtures.api_auth",
+    "tests.fixtures.parallel",
 ]

@@ -119,7 +119,7 @@ class Settings(BaseSettings):
         default=3.0, gt=0, description="Seconds to wait for Wolf's /serverinfo."
     )
     status_hold_seconds: float = Field(
-        default=10.0,
+        default=20.0,
         ge=0,
         description=(
             "Seconds a new instance's `configuring` status may wait, so that a VM which comes "
@@ -128,7 +128,7 @@ class Settings(BaseSettings):
         ),
     )
     report_wait_seconds: float = Field(
-        default=8.0,
+        default=12.0,
         ge=0,
         description=(
             "Seconds a VM's configuration report waits for the VM's next status write to "

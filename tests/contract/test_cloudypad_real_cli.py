@@ -226,6 +226,24 @@ async def test_missing_instance(real_cloudypad_cli: Path, tmp_path: Path) -> Non
     assert "Instance named 'gvm-nowhere' does not exist." in started.message
 
 
+async def test_runs_at_once_do_not_race_on_the_config_file(
+    real_cloudypad_cli: Path, tmp_path: Path
+) -> None:
+    """CloudyPad rewrites config.yml in place at every start: runs sharing one data root
+    read it half-written ("Couldn't parse Config with Zod ... null"). Each run has its own."""
+    provider = adapter(real_cloudypad_cli, tmp_path, cloud=DUMMY)
+    try:
+        for _round in range(2):
+            seen = await asyncio.gather(
+                *(provider.observe(f"gvm-nowhere-{i}") for i in "abcd"), return_exceptions=True
+            )
+            assert seen == [None] * 4
+    finally:
+        await provider.aclose()
+    home = tmp_path / "cloudypad"
+    assert sorted(p.name for p in home.iterdir()) == ["config.yml", "instances"]
+
+
 async def test_a_name_the_cli_would_ask_about_is_a_permanent_error(
     real_cloudypad_cli: Path, tmp_path: Path
 ) -> None:

@@ -1,5 +1,6 @@
 """CloudyPad CLI arguments, `get` parsing, error mapping and the bundled table (pure)."""
 
+import asyncio
 import uuid
 from pathlib import Path
 
@@ -362,3 +363,46 @@ def test_cli_environment_writes_what_the_sdks_read(tmp_path: Path) -> None:
     finally:
         environment.remove()
     assert not private.exists()
+
+
+async def test_each_cli_run_has_a_data_root_of_its_own(tmp_path: Path) -> None:
+    """CloudyPad rewrites config.yml in place at every start, so runs at once get their own
+    root: a copy of config.yml, a link to the shared instances, removed afterwards."""
+    seen = tmp_path / "seen"
+    seen.mkdir()
+    cli = tmp_path / "fake-cloudypad"
+    # Records what one run sees, then lingers so the runs overlap.
+    cli.write_text(
+        "#!/bin/sh\n"
+        'out="$(mktemp -p ' + str(seen) + ')"\n'
+        'echo "$CLOUDYPAD_HOME" > "$out"\n'
+        'readlink -f "$CLOUDYPAD_HOME/instances" >> "$out"\n'
+        'grep -c collectionMethod "$CLOUDYPAD_HOME/config.yml" >> "$out"\n'
+        'echo "$PULUMI_BACKEND_URL" >> "$out"\n'
+        "sleep 0.3\n"
+        "echo '[]'\n"
+    )
+    cli.chmod(0o755)
+    home = tmp_path / "cloudypad"
+    provider = CloudyPadProvider(
+        CloudProvider.CLOUDYPAD_GCP,
+        cli=str(cli),
+        credentials={},
+        timeout=10,
+        power_timeout=10,
+        home=str(home),
+        extra_env={"HOME": str(tmp_path / "home")},
+    )
+    try:
+        await asyncio.gather(*(provider._run(["list"], "list") for _ in range(3)))
+    finally:
+        await provider.aclose()
+    records = [p.read_text().splitlines() for p in seen.iterdir()]
+    assert len(records) == 3
+    assert len({r[0] for r in records}) == 3  # three roots
+    assert all(Path(r[0]) != home for r in records)
+    assert {r[1] for r in records} == {str((home / "instances").resolve())}
+    assert {r[2] for r in records} == {"1"}  # the consent answer, copied
+    assert {r[3] for r in records} == {f"file://{home / 'pulumi-backend'}"}
+    assert not any(Path(r[0]).exists() for r in records)  # removed after the run
+    assert sorted(p.name for p in home.iterdir()) == ["config.yml", "instances"]

@@ -19,6 +19,7 @@ import contextlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from gamevm.models.enums import CloudProvider, GpuTier
 from gamevm.providers.base import (
@@ -120,34 +121,42 @@ class CloudyPadProvider:
         limit = limit or self._timeout
         environment = await self._prepare()
         async with self._runs:
+            root = await asyncio.to_thread(environment.run_root)
             try:
-                process = await asyncio.create_subprocess_exec(
-                    self._cli,
-                    *args,
-                    stdin=asyncio.subprocess.DEVNULL,
-                    stdout=asyncio.subprocess.PIPE,
-                    stderr=asyncio.subprocess.PIPE,
-                    env=environment.env,
-                )
-            except OSError as exc:
-                raise ProviderError(
-                    ErrorReason.CLI_FAILED,
-                    f"CloudyPad {what}: cannot run {self._cli!r}: {exc.strerror or exc}",
-                    retryable=False,
-                ) from exc
-            try:
-                stdout, stderr = await asyncio.wait_for(process.communicate(), limit)
-            except TimeoutError as exc:
-                await _kill(process)
-                raise ProviderError(
-                    ErrorReason.TIMEOUT,
-                    f"CloudyPad {what}: no answer in {limit:.0f}s",
-                    retryable=True,
-                ) from exc
-            except asyncio.CancelledError:
-                # The handler was cancelled (e.g. operator shutdown): leave no orphan CLI.
-                await asyncio.shield(_kill(process))
-                raise
+                return await self._run_in(root, args, what, limit)
+            finally:
+                await asyncio.to_thread(environment.remove_run_root, root)
+
+    async def _run_in(self, root: Path, args: Sequence[str], what: str, limit: float) -> CliResult:
+        env = {**self._environment.env, "CLOUDYPAD_HOME": str(root)}
+        try:
+            process = await asyncio.create_subprocess_exec(
+                self._cli,
+                *args,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env=env,
+            )
+        except OSError as exc:
+            raise ProviderError(
+                ErrorReason.CLI_FAILED,
+                f"CloudyPad {what}: cannot run {self._cli!r}: {exc.strerror or exc}",
+                retryable=False,
+            ) from exc
+        try:
+            stdout, stderr = await asyncio.wait_for(process.communicate(), limit)
+        except TimeoutError as exc:
+            await _kill(process)
+            raise ProviderError(
+                ErrorReason.TIMEOUT,
+                f"CloudyPad {what}: no answer in {limit:.0f}s",
+                retryable=True,
+            ) from exc
+        except asyncio.CancelledError:
+            # The handler was cancelled (e.g. operator shutdown): leave no orphan CLI.
+            await asyncio.shield(_kill(process))
+            raise
         return CliResult(
             exit_code=process.returncode,
             stdout=stdout.decode(errors="replace"),

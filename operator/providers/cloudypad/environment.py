@@ -16,6 +16,13 @@ instance again.
 `$CLOUDYPAD_HOME/config.yml` is written before the first run: without it the CLI
 enables PostHog analytics (`CLOUDYPAD_ANALYTICS_DISABLE` does nothing in 0.45.1), and
 with PostHog unreachable a failed create was seen to exit 0.
+
+Every run gets a data root of its own (`run_root`): CloudyPad 0.45.1 rewrites
+`config.yml` in place (`writeFileSync`, truncate then write) on every start, so two runs
+sharing one root raced, and the loser read an empty file ("Couldn't parse Config with
+Zod ... null"). The run's root holds a copy of `config.yml` and a link to the shared
+`instances/` folder; Pulumi's file backend is pinned to the shared root
+(`PULUMI_BACKEND_URL`), where CloudyPad would put it by default.
 """
 
 import os
@@ -51,6 +58,8 @@ SCALEWAY_CONFIG = {
     "SCW_DEFAULT_ZONE": "default_zone",
 }
 CONFIG_FILE = "config.yml"
+INSTANCES_DIR = "instances"
+PULUMI_BACKEND_DIR = "pulumi-backend"
 KEYS_DIR = "gamevm-ssh-keys"
 
 
@@ -118,6 +127,9 @@ class CliEnvironment:
             self.home or inherited.get("CLOUDYPAD_HOME") or str(Path(user_home) / ".cloudypad")
         )
         env.setdefault("PULUMI_HOME", str(Path(user_home) / ".pulumi"))
+        env.setdefault(
+            "PULUMI_BACKEND_URL", f"file://{Path(env['CLOUDYPAD_HOME']) / PULUMI_BACKEND_DIR}"
+        )
         env["CLOUDYPAD_CONTAINER_NO_TTY"] = "1"
         env.update(self._credential_env(private))
         self.env = env
@@ -160,6 +172,23 @@ class CliEnvironment:
             return
         self.cloudypad_home.mkdir(parents=True, exist_ok=True)
         _write_private(path, analytics_off_config())
+
+    def run_root(self) -> Path:
+        """A data root for one CLI run (blocking: run in a thread; remove it with
+        `remove_run_root`): a copy of the shared `config.yml` and the shared `instances/`."""
+        if self.private_dir is None:
+            raise RuntimeError("prepare() first")
+        shared = self.cloudypad_home
+        (shared / INSTANCES_DIR).mkdir(parents=True, exist_ok=True)
+        root = Path(tempfile.mkdtemp(prefix="run-", dir=self.private_dir))
+        (root / INSTANCES_DIR).symlink_to(shared / INSTANCES_DIR, target_is_directory=True)
+        shutil.copyfile(shared / CONFIG_FILE, root / CONFIG_FILE)
+        return root
+
+    @staticmethod
+    def remove_run_root(root: Path) -> None:
+        """Remove a run's root (the link only, never the shared instances)."""
+        shutil.rmtree(root, ignore_errors=True)
 
     def ssh_key_for(self, name: str) -> str:
         """A private key file for instance `name` (created once; kept beside CloudyPad's

@@ -34,8 +34,10 @@ WOLF_MODULE = "gamevm_dev.simulators.wolf"
 
 
 def locked(home: Path) -> contextlib.AbstractContextManager[None]:
-    """Serialise read-modify-write of shared files across concurrent CLI processes."""
-    return exclusive(home / ".sim.lock")
+    """Serialise read-modify-write of shared files across concurrent CLI processes (in
+    `instances/`, the one folder every run shares: a caller may give each run a data root
+    of its own that links to it)."""
+    return exclusive(home / "instances" / ".sim.lock")
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -206,7 +208,7 @@ def wolf_pids(home: Path) -> list[int]:
     if not root.is_dir():
         return []
     pids = []
-    for path in root.iterdir():
+    for path in (p for p in root.iterdir() if p.is_dir()):
         pid = InstanceDir(home, path.name).wolf_pid()
         if pid is not None:
             pids.append(pid)

@@ -14,6 +14,7 @@ import pytest
 from gamevm.services.reconcile import instance_name
 from tests.fixtures.chaos import report
 from tests.fixtures.operator_env import GameVMs, OperatorUnderTest, start_operator
+from tests.fixtures.service_proxy import ServiceProxy, service_proxy
 from tests.fixtures.simulators import CloudyPadSimHandle, TensorDockSimHandle
 from tests.fixtures.stack import Kubectl, OperatorProcess
 
@@ -50,16 +51,35 @@ def test_leader_failover_no_double_instance_no_lost_deletion(
     cloudypad_sim: CloudyPadSimHandle,
     gamevms: GameVMs,
 ) -> None:
+    with service_proxy() as service:
+        _failover(
+            kubectl, operator_ns, operator_process, tensordock_sim, cloudypad_sim, gamevms, service
+        )
+
+
+def _failover(
+    kubectl: Kubectl,
+    operator_ns: str,
+    operator_process: Callable[..., OperatorProcess],
+    tensordock_sim: TensorDockSimHandle,
+    cloudypad_sim: CloudyPadSimHandle,
+    gamevms: GameVMs,
+    service: ServiceProxy,
+) -> None:
     def start(wait: bool) -> OperatorUnderTest:
-        return start_operator(
+        # Both replicas tell VMs the Service's address, as in a cluster: a VM created by
+        # the leader that dies reports to whichever replica serves the API next.
+        op = start_operator(
             kubectl,
             operator_ns,
             operator_process,
             tensordock_sim,
             cloudypad_sim,
-            ELECTION,
+            {**ELECTION, "GAMEVM_PUBLIC_URL": service.url},
             wait_started=wait,
         )
+        service.backends.append(op.process.api_port)
+        return op
 
     leader = start(wait=True)
     assert re.search(r"leader election: \S+ leads", leader.process.log_text())

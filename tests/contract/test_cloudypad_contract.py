@@ -314,8 +314,9 @@ async def test_unfinished_create_counts_as_absent(cloudypad_sim: CloudyPadSimHan
 
 
 def cli_processes(home: str) -> list[int]:
-    """Live processes whose environment points at this CLOUDYPAD_HOME (our own children)."""
-    marker = f"CLOUDYPAD_HOME={home}".encode()
+    """Live CLI processes of this CloudyPad home (our own children). Each run has a data
+    root of its own; Pulumi's backend, pinned to the shared home, names it."""
+    marker = f"PULUMI_BACKEND_URL=file://{home}/pulumi-backend".encode()
     pids = []
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():

@@ -213,7 +213,16 @@ def parse(argv: Sequence[str]) -> Parsed:
 
 
 def _home() -> Path:
-    return clouds.env_home(os.environ)
+    """The simulator's home: where its state, log, faults and lock live.
+
+    A caller may give each run a data root of its own whose `instances/` links to a
+    shared one (the operator does: the real CLI rewrites config.yml at every start); the
+    simulator then keeps its own files beside the shared `instances/`, so every run sees
+    one log, one set of faults and one lock, as the real CLI sees one state.
+    """
+    root = clouds.env_home(os.environ)
+    instances = root / "instances"
+    return instances.resolve().parent if instances.is_symlink() else root
 
 
 def _require_credentials(provider: str, headline: str, api_key_file: str | None = None) -> None:

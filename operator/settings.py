@@ -34,6 +34,15 @@ class Settings(BaseSettings):
         default=8, ge=1, description="Threads for the (synchronous) Kubernetes client."
     )
 
+    memory_trim_interval: float = Field(
+        default=60.0,
+        ge=0,
+        description=(
+            "Seconds between glibc malloc_trim calls that give freed heap memory back to "
+            "the system (the start-up burst's, above all); 0: never. No effect without glibc."
+        ),
+    )
+
     # HTTP: operations (health, metrics) and the API (heartbeat, read API) on separate ports.
     http_host: str = Field(
         default="0.0.0.0",  # noqa: S104

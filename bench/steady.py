@@ -183,6 +183,9 @@ def operator_process(
             "GAMEVM_TENSORDOCK_REQUESTS_PER_MINUTE": str(limit_per_minute),
             "GAMEVM_HTTP_HOST": "127.0.0.1",
             "GAMEVM_HTTP_PORT": str(metrics_port),
+            # Its own API port: another operator on this machine may hold the default.
+            "GAMEVM_API_HOST": "127.0.0.1",
+            "GAMEVM_API_PORT": str(free_port()),
             "GAMEVM_WOLF_PROBE_ALLOW_LOOPBACK": "true",
             **(
                 {"GAMEVM_BENCH_PROFILE": str(profile), "GAMEVM_BENCH_PROFILE_WINDOW": "1"}

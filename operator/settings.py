@@ -122,7 +122,23 @@ class Settings(BaseSettings):
         default=5.0, gt=0, description="Seconds between observations while provisioning."
     )
     activity_interval: float = Field(
-        default=30.0, gt=0, description="Seconds between activity checks of running VMs."
+        default=30.0,
+        gt=0,
+        description=(
+            "Shortest gap between two activity checks (Wolf probes) of a running VM: their "
+            "cadence near its idle deadline."
+        ),
+    )
+    activity_max_interval: float = Field(
+        default=300.0,
+        gt=0,
+        description=(
+            "Longest gap between two activity checks of a running VM: far from its idle "
+            "deadline (or with none) the next check comes after half the time left, at most "
+            "this and at least GAMEVM_ACTIVITY_INTERVAL later. Also how late a Wolf that "
+            "stopped answering (3 missed probes: configuring) or an instance stopped outside "
+            "the operator may show in status (docs/operations.md, The Wolf probe)."
+        ),
     )
     wolf_probe_timeout: float = Field(
         default=3.0, gt=0, description="Seconds to wait for Wolf's /serverinfo."

@@ -103,6 +103,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         timings=Timings(
             observe=cfg.observe_interval,
             activity=cfg.activity_interval,
+            activity_max=cfg.activity_max_interval,
             retry_base=cfg.retry_delay,
         ),
         wolf_host=WolfHostConfig(public_url=cfg.public_url, wolf_image=cfg.wolf_image),

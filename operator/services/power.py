@@ -9,6 +9,7 @@ from gamevm.models.reasons import HOLDING_STOPS, StopReason
 __all__ = [
     "ActivityVerdict",
     "StopReason",
+    "activity_check_delay",
     "auto_stop_verdict",
     "held",
     "latest",
@@ -125,3 +126,16 @@ def auto_stop_verdict(
             idle_limit,
         )
     return ActivityVerdict(None, activity, idle, session, "active", idle_limit)
+
+
+def activity_check_delay(idle_left: float, interval: float, max_interval: float) -> float:
+    """Seconds until a running VM's next activity check (a Wolf probe), from the seconds
+    left before its idle deadline (inf when idleness never stops it).
+
+    Half the time left, between `interval` and `max_interval`: far from the deadline a
+    check can only move it, so checks are sparse; they come closer together as it nears
+    (the last ones `interval` apart), and the caller also looks at the deadline itself.
+    Activity shorter than the gap between two checks and over before the deadline is
+    what sparse checks can miss; a heartbeat reports it regardless.
+    """
+    return max(interval, min(max_interval, idle_left / 2))

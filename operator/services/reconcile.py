@@ -63,6 +63,7 @@ from gamevm.services.policy import (
 )
 from gamevm.services.ports import AccessSecrets, Selector, VMRef, WolfProbe
 from gamevm.services.power import (
+    activity_check_delay,
     auto_stop_verdict,
     held,
     latest,
@@ -156,6 +157,9 @@ class Timings:
 
     observe: float = 5.0
     activity: float = 30.0
+    """The shortest gap between two activity checks of a running VM (near its deadline)."""
+    activity_max: float = 300.0
+    """The longest (far from the idle deadline, or no idle deadline): `activity_check_delay`."""
     retry_base: float = 10.0
     retry_max: float = 300.0
     idle: float = 300.0
@@ -810,7 +814,8 @@ class Reconciler:
         if instance.state is not InstanceState.RUNNING or no_address:
             await self._await_instance(inp, out, instance)
             return
-        if not self._configured(inp, out, instance):
+        # A fresh heartbeat is the activity a probe would find: no probe while it is fresh.
+        if not self._configured(inp, out, instance) or self._heartbeat_is_fresh(inp, instance):
             await self._check_activity(inp, out, instance, busy=False)
             return
         if not instance.ip_address:
@@ -849,6 +854,20 @@ class Reconciler:
             event_message=f"Wolf answers at {instance.ip_address}; ready for Moonlight",
         )
         await self._check_activity(inp, out, instance, busy=wolf.busy)
+
+    def _heartbeat_is_fresh(self, inp: StepInput, instance: Instance) -> bool:
+        """A running VM with an address, whose last probe was answered, sent a heartbeat
+        within the last activity interval. Its Wolf is probed again once heartbeats stop
+        (a Wolf that dies under a VM still sending them shows only then: docs/operations.md)."""
+        if (
+            inp.status.phase is not VMStatus.RUNNING
+            or not instance.ip_address
+            or inp.wolf_misses
+            or inp.heartbeat is None
+        ):
+            return False
+        age = (inp.now - inp.heartbeat).total_seconds()
+        return 0 <= age <= self._timings.activity
 
     async def _wolf_silent(self, inp: StepInput, out: Outcome, instance: Instance) -> None:
         """Wolf did not answer: configuring, unless a running VM missed fewer than
@@ -970,9 +989,15 @@ class Reconciler:
         )
         if verdict.stop is None:
             remaining = verdict.idle_limit - verdict.idle_seconds
+            if st.phase is VMStatus.RUNNING:
+                # Sparse far from the idle deadline (bench/README.md, idle CPU).
+                out.requeue_after = activity_check_delay(
+                    remaining, self._timings.activity, self._timings.activity_max
+                )
             cap = session_cap_hours(inp.spec, inp.config)
             if cap is not None:
                 remaining = min(remaining, cap * 3600 - verdict.session_seconds)
+            # The step at the deadline itself probes first: activity then keeps the VM.
             out.requeue_after = max(1.0, min(out.requeue_after, remaining + 0.5))
             return
         assert st.provider is not None  # noqa: S101

@@ -246,6 +246,8 @@ def operator_as_service_account(
             "GAMEVM_TENSORDOCK_API_URL": tensordock_sim.base_url,
             "GAMEVM_OBSERVE_INTERVAL": "0.5",
             "GAMEVM_ACTIVITY_INTERVAL": "1",
+            # Every second, as before the sparse cadence (its own tests set it wider).
+            "GAMEVM_ACTIVITY_MAX_INTERVAL": "1",
             "GAMEVM_RETRY_DELAY": "0.5",
             "GAMEVM_HTTP_BACKOFF_BASE": "0.05",
             "GAMEVM_HTTP_BACKOFF_MAX": "0.5",

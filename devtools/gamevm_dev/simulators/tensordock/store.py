@@ -559,6 +559,7 @@ def control_view(vm: VM) -> dict[str, Any]:
         "deleted_at": vm.deleted_at,
         "wolf_state": vm.wolf_state.value,
         "wolf_port": vm.wolf.port if vm.wolf is not None else None,
+        "wolf_requests": vm.wolf.requests if vm.wolf is not None else 0,
         "configured": vm.configured,
         "wolf_installed": vm.plan.starts_wolf,
         "report": vm.report,

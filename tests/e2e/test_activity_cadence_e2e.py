@@ -116,9 +116,10 @@ def test_a_vm_busy_shortly_before_its_deadline_is_not_stopped(
     asyncio.run(op.tensordock.set_wolf_state(instance_id, "free"))
     _sleep_until(last, TIMEOUT + 3)
     status = gamevms.status("late")
-    assert status["phase"] == "running", f"stopped although busy before the deadline: {status}"
+    assert status["phase"] == "running", f"stopped although busy: {status.get('message')}"
     assert status.get("lastMoonlightConnection")
-    assert _since(status["lastActivity"]) < 9, "the session moved the deadline"
+    moved = _since(last) - _since(status["lastActivity"])
+    assert moved >= TIMEOUT - 9, f"the session moved the last activity by only {moved:.1f}s"
 
 
 def _heartbeat_token(kubectl: Kubectl, gamevms: GameVMs, name: str) -> str:
@@ -155,7 +156,8 @@ def test_a_fresh_heartbeat_spares_the_probe(
         time.sleep(0.5)
     during = _probes(op, instance_id) - before
     assert during == 0, f"{during} probes while the VM sent heartbeats"
-    assert _since(gamevms.status("beating")["lastActivity"]) < 2 * INTERVAL + 1, (
+    # Written at each check (4 s apart): without the heartbeats it would be 15 s old.
+    assert _since(gamevms.status("beating")["lastActivity"]) < 4 * INTERVAL, (
         "the heartbeats are the VM's activity"
     )
     time.sleep(4 * INTERVAL)

@@ -108,6 +108,8 @@ class VM:
     """`stoppeddisassociated`: another renter holds this VM's GPU."""
     reclaim_on_stop: bool = False
     wolf: WolfResponder | None = field(default=None, repr=False)
+    wolf_requests_before: int = 0
+    """/serverinfo requests answered by this VM's earlier Wolf responders (since started)."""
     transition: asyncio.Task[None] | None = field(default=None, repr=False)
     configuring: asyncio.Task[None] | None = field(default=None, repr=False)
 
@@ -488,6 +490,7 @@ class Store:
     async def _stop_wolf(self, vm: VM) -> None:
         if vm.wolf is not None:
             await vm.wolf.stop()
+            vm.wolf_requests_before += vm.wolf.requests
             vm.wolf = None
 
     @staticmethod
@@ -559,7 +562,7 @@ def control_view(vm: VM) -> dict[str, Any]:
         "deleted_at": vm.deleted_at,
         "wolf_state": vm.wolf_state.value,
         "wolf_port": vm.wolf.port if vm.wolf is not None else None,
-        "wolf_requests": vm.wolf.requests if vm.wolf is not None else 0,
+        "wolf_requests": vm.wolf_requests_before + (vm.wolf.requests if vm.wolf else 0),
         "configured": vm.configured,
         "wolf_installed": vm.plan.starts_wolf,
         "report": vm.report,

@@ -26,13 +26,14 @@ import aiohttp
 
 from gamevm.providers.wolf import MAX_BODY_BYTES, HttpWolfProbe, WolfStatus, parse_serverinfo
 
+PROBE_TIMEOUT = 3.0
 Probe = Callable[[str, int], Awaitable[WolfStatus | None]]
 
 
-async def bare_probe(host: str, port: int, timeout: float = 3.0) -> WolfStatus | None:
+async def bare_probe(host: str, port: int) -> WolfStatus | None:
     """The candidate: HTTP/1.0 GET, one connection per probe, bounded read."""
     try:
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(PROBE_TIMEOUT):
             reader, writer = await asyncio.open_connection(host, port)
             try:
                 writer.write(
@@ -71,7 +72,7 @@ async def measure(probe: Probe, port: int, n: int, concurrency: int) -> tuple[fl
 async def run(port: int, n: int, concurrency: int) -> None:
     kept = HttpWolfProbe(3.0, allow_loopback=True)
     closing = HttpWolfProbe(3.0, allow_loopback=True)
-    closing._session = aiohttp.ClientSession(  # noqa: SLF001 - same probe, no keep-alive
+    closing._session = aiohttp.ClientSession(
         timeout=aiohttp.ClientTimeout(total=3.0, connect=3.0),
         trust_env=False,
         connector=aiohttp.TCPConnector(force_close=True),
@@ -97,7 +98,7 @@ def main() -> None:
     concurrency = int(sys.argv[2]) if len(sys.argv) > 2 else 20
     with tempfile.TemporaryDirectory() as tmp:
         port_file = Path(tmp) / "port"
-        wolf = subprocess.Popen(  # noqa: S603
+        wolf = subprocess.Popen(
             [sys.executable, "-m", "gamevm_dev.simulators.wolf", "--port-file", str(port_file)]
         )
         try:

@@ -21,6 +21,7 @@ from gamevm.handlers.emulatorconfig import ConfigIndex, config_for
 from gamevm.handlers.errors import describe_validation_error
 from gamevm.handlers.kube import KubeError
 from gamevm.handlers.patching import merge_patch
+from gamevm.handlers.retention import acted_on_annotations, shed_unread_fields
 from gamevm.models.conditions import ConditionType
 from gamevm.models.enums import DeletionPolicy, VMStatus
 from gamevm.models.gamevm import GameVMSpec, GameVMStatus
@@ -62,6 +63,11 @@ def _raw(view: Mapping[str, Any], field: str) -> Mapping[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def _seen(meta: kopf.Meta) -> tuple[Any, ...]:
+    """What a user changes to make the daemon act: generation and annotations."""
+    return (meta.get("generation"), acted_on_annotations(_raw(meta, "annotations")))
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -96,7 +102,7 @@ async def reconcile_gamevm(
     uid = str(meta["uid"])
     runtime = app.runtime(uid)
     runtime.console = str(spec.get("consoleType", ""))
-    runtime.seen = (meta.get("generation"), tuple(sorted(meta.get("annotations", {}).items())))
+    runtime.seen = _seen(meta)
     app.uids[f"{meta['namespace']}/{meta['name']}"] = uid
     _seed_budget(app, status)
     runtime.daemon_alive = True
@@ -342,12 +348,14 @@ async def gamevm_event(
     if runtime is not None:
         # Our own status writes change neither generation nor annotations: waking on them
         # would turn every write into another step.
-        seen = (meta.get("generation"), tuple(sorted(meta.get("annotations", {}).items())))
+        seen = _seen(meta)
         if seen != runtime.seen:
             runtime.seen = seen
             runtime.wake.set()
     if app.mirror is not None:
         app.mirror.enqueue_vm_from(body)
+    # kopf holds this very dict until the next event: not the parts nobody reads again.
+    shed_unread_fields(event["object"])  # type: ignore[arg-type]
 
 
 @kopf.on.event(GROUP, VERSION, GAMEVM_PLURAL, when=_paused)

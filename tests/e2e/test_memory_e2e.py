@@ -1,0 +1,68 @@
+"""What the operator keeps of each GameVM (bench/README.md, memory): kopf holds every
+object's latest body for as long as it exists; the operator drops from it what nobody
+reads again (gamevm.handlers.retention)."""
+
+import json
+import signal
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.operator_env import GameVMs, start_operator
+from tests.fixtures.simulators import CloudyPadSimHandle, TensorDockSimHandle
+from tests.fixtures.stack import Kubectl, OperatorProcess
+
+pytestmark = pytest.mark.e2e
+
+LAUNCHER = Path(__file__).resolve().parent.parent / "fixtures" / "held_bodies_operator.py"
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+def test_held_bodies_keep_neither_managed_fields_nor_last_applied(
+    kubectl: Kubectl,
+    operator_ns: str,
+    operator_process: Callable[..., OperatorProcess],
+    tensordock_sim: TensorDockSimHandle,
+    cloudypad_sim: CloudyPadSimHandle,
+    namespace: str,
+    gamevms: GameVMs,
+    tmp_path: Path,
+) -> None:
+    report = tmp_path / "held.json"
+    operator = start_operator(
+        kubectl,
+        operator_ns,
+        operator_process,
+        tensordock_sim,
+        cloudypad_sim,
+        {
+            "GAMEVM_WATCH_NAMESPACES": json.dumps([namespace]),
+            "GAMEVM_TEST_HELD_BODIES": str(report),
+        },
+        command=[sys.executable, str(LAUNCHER)],
+    )
+    # `kubectl apply` writes the last-applied annotation; every writer adds managedFields.
+    gamevms.apply("kept", autoStopTimeout=3600)
+    gamevms.wait_phase("kept", "running")
+    stored = gamevms.get("kept", managed_fields=True) or {}
+    assert stored["metadata"]["managedFields"], "the API server keeps managedFields"
+    assert LAST_APPLIED in stored["metadata"]["annotations"]
+
+    # A user's annotation still reaches the daemon: the operator acts on the power request
+    # (and removes the annotation) with the kept body trimmed.
+    gamevms.annotate("kept", "gamevm.dev/power-request=stop")
+    gamevms.wait_phase("kept", "stopped")
+    time.sleep(2)  # the last watch events are handled
+
+    operator.process.process.signal(signal.SIGUSR1)
+    deadline = time.monotonic() + 30
+    while not report.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    held = [body for body in json.loads(report.read_text()) if body["name"] == "kept"]
+    assert held, "the operator holds the GameVM's body (kopf's live body)"
+    for body in held:
+        assert "managedFields" not in body["metadata"], body
+        assert LAST_APPLIED not in body["annotations"], body

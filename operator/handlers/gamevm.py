@@ -21,7 +21,7 @@ from gamevm.handlers.emulatorconfig import ConfigIndex, config_for
 from gamevm.handlers.errors import describe_validation_error
 from gamevm.handlers.kube import KubeError
 from gamevm.handlers.patching import merge_patch
-from gamevm.handlers.retention import acted_on_annotations, shed_unread_fields
+from gamevm.handlers.retention import acted_on_annotations, compact_held_body
 from gamevm.models.conditions import ConditionType
 from gamevm.models.enums import DeletionPolicy, VMStatus
 from gamevm.models.gamevm import GameVMSpec, GameVMStatus
@@ -356,8 +356,9 @@ async def gamevm_event(
             runtime.wake.set()
     if app.mirror is not None:
         app.mirror.enqueue_vm_from(body)
-    # kopf holds this very dict until the next event: not the parts nobody reads again.
-    shed_unread_fields(event["object"])  # type: ignore[arg-type]
+    # kopf holds this very dict until the next event: not the parts nobody reads again,
+    # one copy of each repeated string.
+    compact_held_body(event["object"])  # type: ignore[arg-type]
 
 
 @kopf.on.event(GROUP, VERSION, GAMEVM_PLURAL, when=_paused)

@@ -563,7 +563,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--steady", type=int, default=10000, help="GameVMs kept running in the steady run (0: skip)"
     )
-    parser.add_argument("--steady-seconds", type=float, default=180.0)
+    # One round of activity checks: GAMEVM_ACTIVITY_MAX_INTERVAL apart (300 s by default).
+    parser.add_argument("--steady-seconds", type=float, default=300.0)
     return parser.parse_args(argv)
 
 

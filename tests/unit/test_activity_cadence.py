@@ -45,13 +45,11 @@ class CountingWolf(FakeWolf):
         return await super().probe(host, port)
 
 
-async def _running(timings: Timings | None = None) -> tuple[World, CountingWolf]:
+async def _running() -> tuple[World, CountingWolf]:
     w = World()
     wolf = CountingWolf()
     w.wolf = wolf
-    w.reconciler._wolf = wolf
-    if timings is not None:
-        w.reconciler._timings = timings
+    w.reconciler._wolf = wolf  # the world's probe, counted
     await w.until_running()
     return w, wolf
 

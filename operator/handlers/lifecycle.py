@@ -4,6 +4,7 @@ import logging
 import socket
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 import kopf
 from aiohttp import web
 
@@ -15,7 +16,7 @@ from gamevm.handlers.kube import (
     KubeAccessSecrets,
     KubeError,
     KubeSecretReader,
-    load_api_client,
+    kopf_login,
 )
 from gamevm.logging_setup import quiet_handler_success
 from gamevm.models.enums import CloudProvider
@@ -75,7 +76,14 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     # The daemon drives provisioning; a failed delete is retried with its own backoff.
     settings.execution.max_workers = 8
 
-    kube = Kube(load_api_client(cfg.kube_client_threads), threads=cfg.kube_client_threads)
+    kube = Kube(
+        kopf_login(settings),
+        connections=cfg.kube_client_connections,
+        timeout=aiohttp.ClientTimeout(
+            total=settings.networking.request_timeout,
+            sock_connect=settings.networking.connect_timeout,
+        ),
+    )
     credentials = await _read_credentials(kube, cfg)
     try:
         keys = keyring_from_secret(credentials)

@@ -109,8 +109,11 @@ class Kube:
             except (kopf.LoginError, OSError, ValueError) as exc:
                 raise KubeError(0, f"cannot log in: {type(exc).__name__}") from None
             if self._session is not None:
-                # Requests in flight finish on it; idle connections close by keep-alive.
-                self._retired.append(self._session)
+                # Requests in flight finish on it. The one retired at the login before
+                # (a token's lifetime ago) has none left: closed, so one is kept at most.
+                for stale in self._retired:
+                    await stale.close()
+                self._retired = [self._session]
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self._connections, ssl=ssl_context),
                 headers={

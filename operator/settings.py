@@ -45,6 +45,15 @@ class Settings(BaseSettings):
         ),
     )
 
+    watch_list_chunk_size: int = Field(
+        default=500,
+        ge=0,
+        description=(
+            "Objects per page of kopf's initial LIST of each resource (0: one response "
+            "with every object); pages keep the start-up memory peak down."
+        ),
+    )
+
     # HTTP: operations (health, metrics) and the API (heartbeat, read API) on separate ports.
     http_host: str = Field(
         default="0.0.0.0",  # noqa: S104

@@ -11,9 +11,9 @@ GAMEVM_BENCH_FIXES picks them (comma-separated; default: all):
   and annotations only. The on.delete handler makes kopf compare essences on every
   event; the stock storage deep-copies the whole body (status included) each time and
   writes a `last-handled-configuration` + `kopf-managed` annotation patch per GameVM.
-- pool: the Kubernetes client's urllib3 pool as large as its thread pool (shipped, then
-  replaced: the operator's own calls now use an aiohttp client on the event loop, so
-  this fix is a no-op on current code; kept to measure older revisions).
+- pool: the Kubernetes client's urllib3 pool as large as its thread pool (the default,
+  5 x CPUs, is smaller than `kube_client_threads`: connections are discarded and
+  re-opened with a new TLS handshake).
 - candidates: at most 5 candidates in status.decision (not 20): every status write
   and watch event carries the whole object.
 - arena: MALLOC_ARENA_MAX=2 in the operator's environment (set by bench/run.py when
@@ -50,7 +50,7 @@ def apply_fixes() -> None:
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     if "diffbase" in FIXES:
         setattr(kopf, "AnnotationsDiffBaseStorage", SpecOnlyDiffBase)  # noqa: B010
-    if "pool" in FIXES and hasattr(kube, "load_api_client"):
+    if "pool" in FIXES:
         stock = kube.load_api_client
 
         def load_api_client(*args: Any) -> Any:

@@ -12,7 +12,8 @@ import gamevm.handlers.emulatorconfig
 import gamevm.handlers.gamevm
 import gamevm.handlers.lifecycle  # noqa: F401  # importing registers the handlers
 from gamevm.handlers.http import start_standby_server
-from gamevm.handlers.leader import LeaderElector, LeaseConfig, load_api_client
+from gamevm.handlers.kube import load_api_client
+from gamevm.handlers.leader import LeaderElector, LeaseConfig
 from gamevm.logging_setup import configure_logging
 from gamevm.memory import start_trimming
 from gamevm.services.sharding import parse_shard
@@ -37,7 +38,7 @@ async def _run(settings: Settings) -> int:
     stop = asyncio.Event()
     renewing: asyncio.Task[None] | None = None
     if settings.leader_election:
-        elector = LeaderElector(load_api_client(), _lease_config(settings))
+        elector = LeaderElector(load_api_client(1), _lease_config(settings))
         # A standby answers its liveness probe while it waits; the leader's own servers
         # replace this one.
         try:

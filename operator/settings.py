@@ -30,10 +30,8 @@ class Settings(BaseSettings):
             "the elected leader labels this pod gamevm.dev/leader=true."
         ),
     )
-    kube_client_connections: int = Field(
-        default=8,
-        ge=1,
-        description="Concurrent connections of the operator's own Kubernetes client.",
+    kube_client_threads: int = Field(
+        default=8, ge=1, description="Threads for the (synchronous) Kubernetes client."
     )
 
     memory_trim_interval: float = Field(

@@ -19,10 +19,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from kubernetes import client, config
+from kubernetes import client
 from kubernetes.client.exceptions import ApiException
-
-from gamevm.models.names import OPERATOR_NAME
 
 log = logging.getLogger(__name__)
 
@@ -43,21 +41,6 @@ class LeaseConfig:
     retry_seconds: float = 2.0
     pod_name: str | None = None
     """Our pod, labelled gamevm.dev/leader=true while we lead (None outside a pod)."""
-
-
-def load_api_client() -> client.ApiClient:
-    """A synchronous client (in-cluster config in a pod, the kubeconfig otherwise).
-
-    Election runs before kopf starts and one call at a time, in a thread: the same
-    credentials kopf then logs in with (`kopf.login_via_client` loads them this way).
-    """
-    try:
-        config.load_incluster_config()  # type: ignore[no-untyped-call]
-    except config.ConfigException:
-        config.load_kube_config()  # type: ignore[no-untyped-call]
-    api = client.ApiClient(client.Configuration.get_default_copy())
-    api.user_agent = OPERATOR_NAME
-    return api
 
 
 def _now() -> datetime:

@@ -4,7 +4,6 @@ import logging
 import socket
 from typing import TYPE_CHECKING, Any
 
-import aiohttp
 import kopf
 from aiohttp import web
 
@@ -16,7 +15,7 @@ from gamevm.handlers.kube import (
     KubeAccessSecrets,
     KubeError,
     KubeSecretReader,
-    kopf_login,
+    load_api_client,
 )
 from gamevm.logging_setup import quiet_handler_success
 from gamevm.models.enums import CloudProvider
@@ -79,14 +78,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     # The daemon drives provisioning; a failed delete is retried with its own backoff.
     settings.execution.max_workers = 8
 
-    kube = Kube(
-        kopf_login(settings),
-        connections=cfg.kube_client_connections,
-        timeout=aiohttp.ClientTimeout(
-            total=settings.networking.request_timeout,
-            sock_connect=settings.networking.connect_timeout,
-        ),
-    )
+    kube = Kube(load_api_client(cfg.kube_client_threads), threads=cfg.kube_client_threads)
     credentials = await _read_credentials(kube, cfg)
     try:
         keys = keyring_from_secret(credentials)

@@ -178,7 +178,8 @@ def start_simulator(
         pid_path=workdir / "tensordock-sim.pid",
     )
     process.start()
-    deadline = time.monotonic() + 30
+    # Its start-up (imports, the scaled catalog) took over 30 s at load 8.
+    deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)

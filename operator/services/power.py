@@ -128,7 +128,13 @@ def auto_stop_verdict(
     return ActivityVerdict(None, activity, idle, session, "active", idle_limit)
 
 
-def activity_check_delay(idle_left: float, interval: float, max_interval: float) -> float:
+CHECK_SPREAD = 0.2
+"""How much shorter than `max_interval` a VM's longest check gap may be (its `spread`)."""
+
+
+def activity_check_delay(
+    idle_left: float, interval: float, max_interval: float, spread: float = 0.0
+) -> float:
     """Seconds until a running VM's next activity check (a Wolf probe), from the seconds
     left before its idle deadline (inf when idleness never stops it).
 
@@ -137,5 +143,10 @@ def activity_check_delay(idle_left: float, interval: float, max_interval: float)
     (the last ones `interval` apart), and the caller also looks at the deadline itself.
     Activity shorter than the gap between two checks and over before the deadline is
     what sparse checks can miss; a heartbeat reports it regardless.
+
+    `spread` (0 to 1, fixed per VM) shortens the longest gap by up to CHECK_SPREAD: VMs
+    whose checks began together (every VM after an operator restart) drift apart instead
+    of all being probed in one burst every `max_interval`.
     """
-    return max(interval, min(max_interval, idle_left / 2))
+    longest = max(interval, max_interval * (1.0 - CHECK_SPREAD * spread))
+    return max(interval, min(longest, idle_left / 2))

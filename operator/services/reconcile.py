@@ -72,6 +72,7 @@ from gamevm.services.power import (
     wants_running,
 )
 from gamevm.services.selection import offer_violation
+from gamevm.services.sharding import shard_of
 from gamevm.services.userdata import WolfHostRequest, render_user_data
 
 __all__ = ["Event", "Outcome", "Reconciler", "StepInput", "Timings", "instance_name"]
@@ -84,6 +85,9 @@ WOLF_MISSES_BEFORE_CONFIGURING = 3
 probe lost to a busy network or a loaded operator is not a change of state (it would cost
 two status writes and an Event, for every VM at once under load)."""
 PROVISIONING_PHASES = frozenset({VMStatus.CREATING, VMStatus.CONFIGURING})
+
+SPREAD_STEPS = 1000
+"""Each VM's fixed place in the spread of activity-check gaps (`activity_check_delay`)."""
 
 
 _HEX_AS_LETTERS = str.maketrans("0123456789abcdef", "abcdefghijklmnop")
@@ -992,7 +996,10 @@ class Reconciler:
             if st.phase is VMStatus.RUNNING:
                 # Sparse far from the idle deadline (bench/README.md, idle CPU).
                 out.requeue_after = activity_check_delay(
-                    remaining, self._timings.activity, self._timings.activity_max
+                    remaining,
+                    self._timings.activity,
+                    self._timings.activity_max,
+                    spread=shard_of(inp.ref.uid, SPREAD_STEPS) / SPREAD_STEPS,
                 )
             cap = session_cap_hours(inp.spec, inp.config)
             if cap is not None:

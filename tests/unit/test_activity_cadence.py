@@ -6,7 +6,7 @@ import pytest
 
 from gamevm.models.enums import VMStatus
 from gamevm.providers.wolf import WolfStatus
-from gamevm.services.power import activity_check_delay
+from gamevm.services.power import CHECK_SPREAD, activity_check_delay
 from gamevm.services.reconcile import Timings
 from tests.unit.test_reconcile import T0, FakeWolf, World
 
@@ -35,6 +35,15 @@ def test_a_cap_below_the_interval_is_the_interval() -> None:
     assert activity_check_delay(INF, 30.0, 10.0) == 30.0
 
 
+def test_each_vm_has_its_own_longest_gap_so_a_restart_burst_spreads_out() -> None:
+    gaps = {activity_check_delay(INF, 30.0, 300.0, spread=s / 10) for s in range(11)}
+    assert len(gaps) == 11, "VMs checked together once drift apart"
+    assert min(gaps) == 300.0 * (1 - CHECK_SPREAD)
+    assert max(gaps) == 300.0
+    # Near the deadline the spread changes nothing: half the time left, as before.
+    assert activity_check_delay(400.0, 30.0, 300.0, spread=1.0) == 200.0
+
+
 class CountingWolf(FakeWolf):
     def __init__(self) -> None:
         super().__init__()
@@ -58,7 +67,8 @@ async def test_a_running_vm_far_from_its_deadline_is_checked_sparsely() -> None:
     w, _ = await _running()  # autoStopTimeout 900, activity just now
     w.now += timedelta(seconds=1)
     out = await w.step()
-    assert out.requeue_after == Timings().activity_max
+    longest = Timings().activity_max
+    assert longest * (1 - CHECK_SPREAD) <= out.requeue_after <= longest
 
 
 async def test_the_step_comes_at_the_idle_deadline_not_an_interval_after() -> None:

@@ -26,7 +26,14 @@ from kubernetes import client, config
 
 from bench import apimetrics, procstats
 from bench.workload import create_all
-from gamevm.models.names import GAMEVM_PLURAL, GROUP, VERSION
+from gamevm.models.names import (
+    FINALIZER,
+    GAMEVM_PLURAL,
+    GROUP,
+    VERSION,
+    WOLF_PORT,
+    access_secret_name,
+)
 from gamevm.services.reconcile import instance_name
 from gamevm_dev.devstack.processes import ManagedProcess
 from gamevm_dev.devstack.stack import Stack
@@ -41,15 +48,27 @@ PATCH_THREADS = 16
 NAMESPACE = "steady"
 
 
-def vm_status(uid: str, instance_id: str, wolf_port: int, now: str) -> dict[str, Any]:
-    """What the operator itself writes for a running TensorDock VM (its last status)."""
+def vm_status(vm: str, uid: str, instance_id: str, wolf_port: int, now: str) -> dict[str, Any]:
+    """What the operator itself writes for a running TensorDock VM (its last status), field
+    for field: a restarted operator then writes nothing (any difference would be one status
+    patch per VM at start-up, which is not the restart this run stands for)."""
     decided = "2026-01-01T00:00:00Z"  # before the configuration report, as in real life
+    name = instance_name(uid)
     conditions = [
-        {"type": t, "status": "True", "reason": r, "message": m, "lastTransitionTime": now}
+        {
+            "type": t,
+            "status": "True",
+            "reason": r,
+            "message": m,
+            "lastTransitionTime": now,
+            "observedGeneration": 1,
+        }
         for t, r, m in (
-            ("Ready", "Running", "ready for Moonlight"),
-            ("Provisioned", "InstanceCreated", f"tensordock instance {instance_id}"),
-            ("EnvironmentReady", "WolfAnswering", "Wolf is up"),
+            ("Admitted", "PolicyAllowed", "allowed by the EmulatorConfig"),
+            ("Provisioned", "InstanceCreated", f"tensordock instance {instance_id} ({name})"),
+            ("Ready", "Running", "running"),
+            ("Synced", "ReconcileSucceeded", "reconciled"),
+            ("EnvironmentReady", "WolfAnswering", "running"),
         )
     ]
     return {
@@ -60,24 +79,36 @@ def vm_status(uid: str, instance_id: str, wolf_port: int, now: str) -> dict[str,
         "region": "us-central",
         "gameId": "bench-game",
         "providerInstanceId": instance_id,
-        "instanceName": instance_name(uid),
+        "instanceName": name,
         "ipAddress": "127.0.0.1",
+        "wolfPort": WOLF_PORT,  # Wolf's streaming port (the simulated one is its HTTP port)
+        "sshPort": 1,
         "costPerHour": 0.2,
         "startedAt": now,
         "lastActivity": now,
         "gamingEnvironmentReady": True,
+        "cloudypadConfigured": False,
+        "gamesMounted": False,
+        # The VM's cloud-init report (TensorDock VMs): configured, Wolf started.
+        "configuration": {
+            "reportedAt": now,
+            "ready": True,
+            "gamesMounted": False,
+            "message": "configured",
+        },
+        "accessSecretName": access_secret_name(vm),
+        "accessKeyId": "default",
         "attemptedProviders": ["tensordock"],
         "providerMetadata": {"status": "running", "port_forwards": f"22:1 47989:{wolf_port}"},
         "decision": {
             "chosenProvider": "tensordock",
             "chosenRegion": "us-central",
             "chosenPlacement": catalog.HOSTNODES[0].id,
-            "decidedAt": decided,
+            "failedPlacements": [],
             "candidates": [],
+            "decidedAt": decided,
         },
         "message": "running",
-        # The VM's cloud-init report (TensorDock VMs): configured, Wolf started.
-        "configuration": {"reportedAt": now, "ready": True, "gamesMounted": False},
         "conditions": conditions,
         "observedGeneration": 1,
     }
@@ -108,13 +139,14 @@ def run_steady(
         stack.kubectl("apply", "-f", "-", input_text=json.dumps(config_manifest))
         started = time.monotonic()
         names = [f"vm-{i:05d}" for i in range(n)]
-        create_all(api, NAMESPACE, names, "nes", lambda _n, _t: None)
+        create_all(api, NAMESPACE, names, "nes", lambda _n, _t: None, finalizers=[FINALIZER])
         log(f"steady: {n} GameVMs created in {time.monotonic() - started:.0f}s")
         custom = client.CustomObjectsApi(api)
         sim, sim_port = preload(stack, custom, workdir, names, limit_per_minute)
         processes.append(sim)
         log(f"steady: statuses written after {time.monotonic() - started:.0f}s")
         sim_url = f"http://127.0.0.1:{sim_port}"
+        before_start = stack.kubectl("get", "--raw", "/metrics", timeout=120).stdout
         operator = operator_process(
             workdir, stack, sim_url, limit_per_minute, profile=profile, memory=memory
         )
@@ -134,6 +166,8 @@ def run_steady(
         after = stack.kubectl("get", "--raw", "/metrics", timeout=120).stdout
         minutes = (cpu1.at - cpu0.at) / 60
         writes = apimetrics.writes_between(settled, after)
+        # A restart over statuses the operator wrote itself: none expected.
+        startup_writes = apimetrics.writes_between(before_start, settled)
         requests = {k: sim1[k] - sim0.get(k, 0) for k in sim1 if sim1[k] > sim0.get(k, 0)}
         result = {
             "steady_n": n,
@@ -147,6 +181,8 @@ def run_steady(
             "steady_provider_requests": requests,
             "steady_api_writes_per_min": round(sum(writes.values()) / minutes, 2),
             "steady_api_writes": apimetrics.describe(writes),
+            "steady_startup_api_writes": sum(startup_writes.values()),
+            "steady_startup_api_writes_by_kind": apimetrics.describe(startup_writes),
             "steady_simulator_cpu_pct": round(procstats.cpu_percent(cpu0, cpu1, sim_pid), 2),
             "steady_load_average": os.getloadavg()[0],
         }
@@ -255,7 +291,7 @@ def preload(
     now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
     def patch(name: str) -> None:
-        body = {"status": vm_status(uids[name], ids[name], wolf_port, now)}
+        body = {"status": vm_status(name, uids[name], ids[name], wolf_port, now)}
         custom.patch_namespaced_custom_object_status(
             GROUP, VERSION, NAMESPACE, GAMEVM_PLURAL, name, body
         )

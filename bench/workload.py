@@ -104,14 +104,17 @@ def create_all(
     names: list[str],
     console: str,
     on_created: Callable[[str, float], None],
+    finalizers: list[str] | None = None,
 ) -> None:
-    """Create every GameVM concurrently; `on_created(name, wall time of the response)`."""
+    """Create every GameVM concurrently; `on_created(name, wall time of the response)`.
+    `finalizers`: as an operator that already handled them left them."""
     custom = client.CustomObjectsApi(api)
 
     def create(name: str) -> None:
-        custom.create_namespaced_custom_object(
-            GROUP, VERSION, namespace, GAMEVM_PLURAL, gamevm_body(name, namespace, console)
-        )
+        body = gamevm_body(name, namespace, console)
+        if finalizers:
+            body["metadata"]["finalizers"] = list(finalizers)
+        custom.create_namespaced_custom_object(GROUP, VERSION, namespace, GAMEVM_PLURAL, body)
         on_created(name, time.time())
 
     with ThreadPoolExecutor(CREATE_THREADS, thread_name_prefix="bench-create") as pool:

@@ -167,8 +167,8 @@ def start_simulator(
             "127.0.0.1",
             "--port",
             str(port),
-            "--token",
-            token,
+            # One argument: a token starting with "-" (1 in 64) would read as an option.
+            f"--token={token}",
             "--delay-scale",
             "0",
             "--rate-limit",

@@ -318,8 +318,8 @@ def start_sim(
             "127.0.0.1",
             "--port",
             str(sim_port),
-            "--token",
-            token,
+            # One argument: a token starting with "-" (1 in 64) would read as an option.
+            f"--token={token}",
             "--delay-scale",
             "0",
             "--rate-limit",

@@ -7,7 +7,7 @@ never blocks the event loop. kopf keeps its own client for watching and Events.
 import asyncio
 import base64
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar, cast
 
@@ -141,15 +141,24 @@ class Kube:
             {"status": status},
         )
 
-    async def list_gamevms(self) -> tuple[list[dict[str, Any]], str | None]:
-        """Every GameVM in the cluster and the LIST's resourceVersion (for the mirror's resync)."""
-        result = await self._run(
-            self._custom.list_cluster_custom_object, GROUP, VERSION, GAMEVM_PLURAL
-        )
-        listing = cast("dict[str, Any]", result)
-        version = listing.get("metadata", {}).get("resourceVersion")
-        # resourceVersion is opaque (equality only): passed on as the string it is.
-        return list(listing.get("items", [])), str(version) if version else None
+    async def gamevm_pages(self, limit: int | None) -> AsyncIterator[list[dict[str, Any]]]:
+        """Every GameVM in the cluster, `limit` at a time (one consistent LIST through its
+        continue tokens; None: one page). An expired token (410) raises KubeError."""
+        token: str | None = None
+        while True:
+            paging: dict[str, Any] = {}
+            if limit:
+                paging["limit"] = limit
+            if token:
+                paging["_continue"] = token
+            result = await self._run(
+                self._custom.list_cluster_custom_object, GROUP, VERSION, GAMEVM_PLURAL, **paging
+            )
+            listing = cast("dict[str, Any]", result)
+            yield list(listing.get("items", []))
+            token = listing.get("metadata", {}).get("continue")
+            if not token:
+                return
 
     async def list_emulatorconfigs(self) -> tuple[list[dict[str, Any]], str | None]:
         """Every EmulatorConfig and the LIST's resourceVersion (for the mirror's resync)."""

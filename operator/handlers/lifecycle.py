@@ -2,6 +2,7 @@
 
 import logging
 import socket
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 import kopf
@@ -35,6 +36,7 @@ from gamevm.settings import Settings
 
 if TYPE_CHECKING:
     from gamevm.mirror.repository import Mirror, ResyncSnapshot, ResyncSource
+    from gamevm.models.documents import VMDocument
 
 log = logging.getLogger(__name__)
 
@@ -196,12 +198,17 @@ async def _read_credentials(kube: Kube, cfg: Settings) -> dict[str, str]:
 
 
 def _resync_source(app: AppContext, mirror: "Mirror") -> "ResyncSource":
-    """The API server's view for the mirror's periodic and after-reconnect resyncs."""
+    """The API server's view for the mirror's periodic and after-reconnect resyncs:
+    GameVMs in pages of GAMEVM_WATCH_LIST_CHUNK_SIZE, like kopf's own LIST."""
+    from gamevm.mirror.repository import ResyncSnapshot
+
+    async def vm_pages() -> AsyncIterator[list["VMDocument"]]:
+        async for bodies in app.kube.gamevm_pages(app.settings.watch_list_chunk_size or None):
+            yield mirror.vm_documents(bodies)
 
     async def snapshot() -> "ResyncSnapshot":
-        vms, _ = await app.kube.list_gamevms()
         configs, _ = await app.kube.list_emulatorconfigs()
-        return mirror.snapshot_from(vms, configs)
+        return ResyncSnapshot(vm_pages(), mirror.config_documents(configs))
 
     return snapshot
 

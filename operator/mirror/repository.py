@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Final, Literal
 
 from pymongo.errors import PyMongoError
@@ -34,7 +34,13 @@ from gamevm.mirror.mapping import (
 from gamevm.mirror.ordering import DeliveryClock
 from gamevm.mirror.purge import Purger
 from gamevm.mirror.reads import LIST_LIMIT, Reader
-from gamevm.mirror.resync import Resyncer, ResyncReport, ResyncSnapshot, ResyncSource
+from gamevm.mirror.resync import (
+    Resyncer,
+    ResyncReport,
+    ResyncSnapshot,
+    ResyncSource,
+    one_page,
+)
 from gamevm.mirror.stats import MirrorStats
 from gamevm.mirror.writer import Writer
 from gamevm.models.documents import EmulatorConfigDocument, VMDocument
@@ -341,14 +347,12 @@ class Mirror:
         right for a listing taken before anything was enqueued).
         """
         seq = self._clock.stamp() if listed_seq is None else listed_seq
-        return await self._resyncer.resync(vms, configs, seq)
+        return await self._resyncer.resync(one_page(vms), configs, seq)
 
-    def snapshot_from(
-        self, vm_bodies: Sequence[Mapping[str, Any]], config_bodies: Sequence[Mapping[str, Any]]
-    ) -> ResyncSnapshot:
-        """Documents from API objects (LIST items); unmappable objects are logged and skipped."""
+    def vm_documents(self, bodies: Iterable[Mapping[str, Any]]) -> list[VMDocument]:
+        """Documents from GameVMs (LIST items); unmappable objects are logged and skipped."""
         vms: list[VMDocument] = []
-        for body in vm_bodies:
+        for body in bodies:
             try:
                 document = vm_document_from(body)
             except Exception as exc:  # noqa: BLE001 - logged by _mapping_failed
@@ -356,13 +360,17 @@ class Mirror:
                 continue
             if document is not None:
                 vms.append(document)
+        return vms
+
+    def config_documents(self, bodies: Iterable[Mapping[str, Any]]) -> list[EmulatorConfigDocument]:
+        """Documents from EmulatorConfigs (LIST items); unmappable ones are logged and skipped."""
         configs: list[EmulatorConfigDocument] = []
-        for body in config_bodies:
+        for body in bodies:
             try:
                 configs.append(config_document_from(body))
             except Exception as exc:  # noqa: BLE001 - logged by _mapping_failed
                 self._mapping_failed("EmulatorConfig", body, exc)
-        return ResyncSnapshot(vms, configs)
+        return configs
 
     async def get_vm(self, vm_id: str) -> VMDocument | None:
         """One VM document, or None. Raises MirrorUnavailableError when MongoDB is away."""

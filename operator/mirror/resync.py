@@ -8,14 +8,17 @@ ordering.py). A document with a higher stamp was written from an event delivered
 that (e.g. an object created while the resync ran) and is left alone.
 
 ``Resyncer`` runs it at start, every ``interval`` seconds and after a reconnect, from the
-source the operator sets (the API server's LIST of both kinds).
+source the operator sets (the API server's LIST of both kinds). GameVMs come in pages
+(the LIST's ``limit``/``continue``) and are resynced page by page against the stored
+documents of that page: at 10,000 VMs neither the listing nor the stored collection is
+held whole (bench/README.md, memory), only the listed ids for the orphan pass.
 """
 
 import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -89,9 +92,18 @@ async def _replace_if_unchanged(
     return result.matched_count == 1
 
 
+VMPages = AsyncIterable[Sequence[VMDocument]]
+"""The listed GameVMs as documents, one page of the API server's LIST at a time."""
+
+
+async def one_page(documents: Sequence[VMDocument]) -> AsyncIterator[Sequence[VMDocument]]:
+    """A listing already in memory, as one page."""
+    yield documents
+
+
 async def resync_vms(
     collection: Collection,
-    documents: Sequence[VMDocument],
+    pages: VMPages,
     listed_seq: int,
     now: datetime,
     *,
@@ -99,17 +111,22 @@ async def resync_vms(
     hold: Hold = _no_lock,
 ) -> CollectionReport:
     report = CollectionReport()
-    stored_by_id = {doc["vm_id"]: doc async for doc in collection.find({}) if "vm_id" in doc}
     listed: set[str] = set()
-    for document in documents:
-        listed.add(document.vm_id)
-        async with hold(("vm", document.vm_id)):
-            await _resync_vm(collection, document, stored_by_id, listed_seq, unique, report)
-    for vm_id, stored in stored_by_id.items():
-        if vm_id in listed or stored.get("status") == _TERMINATED:
-            continue
-        if stored_seq(stored) > listed_seq:
-            continue
+    async for page in pages:
+        ids = [document.vm_id for document in page]
+        stored_by_id = {doc["vm_id"]: doc async for doc in collection.find({"vm_id": {"$in": ids}})}
+        for document in page:
+            listed.add(document.vm_id)
+            async with hold(("vm", document.vm_id)):
+                await _resync_vm(collection, document, stored_by_id, listed_seq, unique, report)
+    # Orphans: stored and not terminated, yet in no page. Only ids and stamps are read.
+    live = collection.find({"status": {"$ne": _TERMINATED}}, {"vm_id": 1, SEQ_FIELD: 1})
+    orphans = [
+        stored["vm_id"]
+        async for stored in live
+        if "vm_id" in stored and stored["vm_id"] not in listed and stored_seq(stored) <= listed_seq
+    ]
+    for vm_id in orphans:
         async with hold(("vm", vm_id)):
             outcome = await mark_vm_terminated(collection, vm_id, now, seq_at_most=listed_seq)
         report.orphans_fixed += outcome is Outcome.WRITTEN
@@ -202,10 +219,17 @@ async def _resync_config(
 
 @dataclass(frozen=True)
 class ResyncSnapshot:
-    """The API server's view: every GameVM and EmulatorConfig, as documents."""
+    """The API server's view: every GameVM (in pages) and EmulatorConfig, as documents."""
 
-    vms: Sequence[VMDocument]
+    vm_pages: VMPages
     configs: Sequence[EmulatorConfigDocument]
+
+    @classmethod
+    def whole(
+        cls, vms: Sequence[VMDocument], configs: Sequence[EmulatorConfigDocument]
+    ) -> "ResyncSnapshot":
+        """A listing already in memory."""
+        return cls(one_page(vms), configs)
 
 
 ResyncSource = Callable[[], Awaitable[ResyncSnapshot]]
@@ -246,7 +270,7 @@ class Resyncer:
                 # The stamp comes first: events delivered after it win over the listing.
                 listed_seq = self._clock.stamp()
                 snapshot = await self.source()
-                await self.resync(snapshot.vms, snapshot.configs, listed_seq)
+                await self.resync(snapshot.vm_pages, snapshot.configs, listed_seq)
                 attempt = 0
             except Exception as exc:  # noqa: BLE001 - the source or MongoDB failed: retry
                 if isinstance(exc, PyMongoError):
@@ -259,7 +283,7 @@ class Resyncer:
 
     async def resync(
         self,
-        vms: Sequence[VMDocument],
+        vm_pages: VMPages,
         configs: Sequence[EmulatorConfigDocument],
         listed_seq: int,
     ) -> ResyncReport:
@@ -269,7 +293,7 @@ class Resyncer:
         report = ResyncReport(
             vms=await resync_vms(
                 self._connection.vms,
-                vms,
+                vm_pages,
                 listed_seq,
                 datetime.now(UTC),
                 unique=unique,

@@ -3,6 +3,7 @@
 import json
 import time
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -10,11 +11,13 @@ from pymongo import MongoClient
 
 from gamevm.mirror.documents import seed_content, stored_fields
 from gamevm.mirror.mapping import config_document_from, vm_document_from
+from gamevm.mirror.ordering import SEQ_FIELD
 from gamevm.models.documents import EMULATOR_CONFIG_COLLECTION, VM_COLLECTION
-from tests.fixtures.chaos import MirroredOperator
-from tests.fixtures.mongo import EXPECTED_CAPABILITIES, ON_EVERY_MONGO_SERVER
+from tests.fixtures.chaos import MirroredOperator, start_mirrored_operator
+from tests.fixtures.mongo import EXPECTED_CAPABILITIES, ON_EVERY_MONGO_SERVER, MongoServer
 from tests.fixtures.operator_env import GameVMs
-from tests.fixtures.stack import Kubectl
+from tests.fixtures.simulators import CloudyPadSimHandle, TensorDockSimHandle
+from tests.fixtures.stack import Kubectl, OperatorProcess
 from tests.unit.test_models_support import SEED_VM_DOCUMENT_FIELDS
 
 pytestmark = [pytest.mark.e2e, ON_EVERY_MONGO_SERVER]
@@ -144,3 +147,79 @@ def _assert_degradation_reported(
             return
         time.sleep(0.5)
     raise AssertionError("no MirrorDegraded Event on the EmulatorConfigs")
+
+
+@pytest.fixture
+def paged_resync_operator(
+    kubectl: Kubectl,
+    operator_ns: str,
+    operator_process: Callable[..., OperatorProcess],
+    tensordock_sim: TensorDockSimHandle,
+    cloudypad_sim: CloudyPadSimHandle,
+    mongo_server: MongoServer,
+    mongo_db_name: str,
+) -> MirroredOperator:
+    """The mirrored operator listing GameVMs two at a time, resyncing every 2 s."""
+    return start_mirrored_operator(
+        kubectl,
+        operator_ns,
+        operator_process,
+        tensordock_sim,
+        cloudypad_sim,
+        mongo_server,
+        mongo_db_name,
+        {"GAMEVM_WATCH_LIST_CHUNK_SIZE": "2", "GAMEVM_MIRROR_RESYNC_INTERVAL": "2"},
+    )
+
+
+def test_resync_in_pages_restores_every_page_and_ends_only_orphans(
+    paged_resync_operator: MirroredOperator, gamevms: GameVMs
+) -> None:
+    """The periodic resync lists GameVMs in pages (GAMEVM_WATCH_LIST_CHUNK_SIZE): VMs on
+    every page come back when their documents are lost, and a VM on a later page is no
+    orphan of an earlier one; a document of no listed VM becomes terminated."""
+    mongo = MongoClient(paged_resync_operator.mongo.uri, tz_aware=True)
+    vms = mongo[paged_resync_operator.database][VM_COLLECTION]
+    names = [f"paged-{n}" for n in range(5)]
+    try:
+        for name in names:
+            gamevms.apply(name, gameId="mario-odyssey", userId=f"user-{name}")
+        uids = {}
+        for name in names:
+            gamevms.wait_phase(name, "running", timeout=90)
+            body = gamevms.get(name)
+            assert body is not None
+            uids[name] = body["metadata"]["uid"]
+        _wait_for(lambda: all(vms.find_one({"vm_id": uid}) for uid in uids.values()), "mirrored")
+        # Lose every document of these VMs, and leave one of a VM no page lists.
+        model = vms.find_one({"vm_id": uids[names[0]]}, {"_id": 0})
+        assert model is not None
+        vms.delete_many({"vm_id": {"$in": list(uids.values())}})
+        ghost = {**model, "vm_id": "ghost", "status": "running"}
+        ghost.pop(SEQ_FIELD, None)
+        vms.insert_one(ghost)
+        _wait_for(
+            lambda: all(
+                (doc := vms.find_one({"vm_id": uid})) is not None and doc["status"] == "running"
+                for uid in uids.values()
+            ),
+            "every page's VMs back from the resync",
+        )
+        _wait_for(
+            lambda: (vms.find_one({"vm_id": "ghost"}) or {}).get("status") == "terminated",
+            "the unlisted VM terminated",
+        )
+        for uid in uids.values():  # no later page's VM was taken for an orphan meanwhile
+            doc = vms.find_one({"vm_id": uid})
+            assert doc is not None
+            assert doc["status"] == "running"
+    finally:
+        mongo.close()
+
+
+def _wait_for(check: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not {what} within {timeout:.0f} s")
+        time.sleep(0.2)

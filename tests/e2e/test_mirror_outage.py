@@ -147,10 +147,11 @@ async def test_operator_restart_during_outage_recovers_by_resync(
     mongo_server.stop()
     try:
         bodies = [gamevm_body(f"r-{n}", resource_version=100 + n) for n in range(20)]
-        snapshot = ResyncSnapshot(vms=[_doc(body) for body in bodies], configs=[])
+        documents = [_doc(body) for body in bodies]
 
         async def source() -> ResyncSnapshot:
-            return snapshot
+            # A new listing per call, as from the API server (a retry lists again).
+            return ResyncSnapshot.whole(documents, [])
 
         second = _mirror(mongo_server, mongo_db_name)
         second.set_resync_source(source)
@@ -158,7 +159,7 @@ async def test_operator_restart_during_outage_recovers_by_resync(
         await asyncio.sleep(1.0)
         started = time.monotonic()
         mongo_server.start()
-        expected = {doc.vm_id: stored_fields(doc) for doc in snapshot.vms}
+        expected = {doc.vm_id: stored_fields(doc) for doc in documents}
         gone_doc = _doc(gone)
         expected["gone"] = {**stored_fields(gone_doc), "status": "terminated"}
         # The orphan's updated_at is set at resync time: compare it apart.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import ssl
 from pathlib import Path
 from typing import ClassVar
@@ -13,6 +14,9 @@ from gamevm_dev.devstack.binaries import REPO_ROOT
 from gamevm_dev.devstack.certs import CertPaths, ensure_certs
 from gamevm_dev.devstack.processes import ManagedProcess, http_ok, wait_for_http
 from gamevm_dev.devstack.stack import ProcessStep, Stack, Step, StepPendingError
+
+PROFILING_ENV = "GAMEVM_DEV_APISERVER_PROFILING"
+"""Set to 1: kube-apiserver serves /debug/pprof (for profiling the bench)."""
 
 SERVICE_CIDR = "10.96.0.0/24"
 CONTROLLERS = (
@@ -147,7 +151,9 @@ class ApiServerStep(ProcessStep):
             f"--service-account-signing-key-file={certs.sa_key}",
             f"--service-cluster-ip-range={SERVICE_CIDR}",
             "--allow-privileged=true",
-            "--profiling=false",
+            # Off unless asked: the bench's CPU profile of the API server
+            # (bench/README.md, "Where the API server's time goes").
+            f"--profiling={'true' if os.environ.get(PROFILING_ENV) == '1' else 'false'}",
             "--v=0",
         ]
 

@@ -61,7 +61,14 @@ class HttpWolfProbe:
         target = probe_target(host, port, allow_loopback=self._allow_loopback)
         if self._session is None:
             # trust_env=False: no proxy from the environment may relay the probe elsewhere.
-            self._session = aiohttp.ClientSession(timeout=self._timeout, trust_env=False)
+            # force_close: a VM is probed seconds apart at most while it comes up, then
+            # minutes apart; a kept connection per VM (aiohttp keeps one 15 s) is a file
+            # descriptor and buffers for each of a thousand VMs that came up together.
+            self._session = aiohttp.ClientSession(
+                timeout=self._timeout,
+                trust_env=False,
+                connector=aiohttp.TCPConnector(force_close=True),
+            )
         url = f"http://{target.url_host}:{target.port}/serverinfo"
         try:
             # A redirect would point the operator at an address nobody validated.

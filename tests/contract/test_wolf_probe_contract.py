@@ -87,3 +87,31 @@ async def test_refused_addresses_are_never_connected_to(internal: Server) -> Non
         assert internal.hits == []
     finally:
         await probe.aclose()
+
+
+async def test_a_probe_keeps_no_connection_open() -> None:
+    """Each probe opens its connection and closes it: a thousand VMs probed as they come
+    up hold no thousand idle sockets (bench/README.md, memory while placing)."""
+    peers: list[tuple[str, int]] = []
+
+    async def serverinfo(request: web.Request) -> web.Response:
+        peername = request.transport.get_extra_info("peername") if request.transport else None
+        peers.append(peername)
+        return web.Response(text=SERVERINFO, content_type="application/xml")
+
+    app = web.Application()
+    app.router.add_get("/serverinfo", serverinfo)
+    runner, port = await _serve(app)
+    probe = HttpWolfProbe(2.0, allow_loopback=True)
+    try:
+        assert await probe.probe("127.0.0.1", port) is not None
+        assert await probe.probe("127.0.0.1", port) is not None
+        assert len(set(peers)) == 2, "the second probe reused the first one's connection"
+        server = runner.server
+        assert server is not None
+        async with asyncio.timeout(2):
+            while server.connections:  # the server saw each one closed
+                await asyncio.sleep(0.02)
+    finally:
+        await probe.aclose()
+        await runner.cleanup()

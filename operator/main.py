@@ -14,6 +14,7 @@ import gamevm.handlers.lifecycle  # noqa: F401  # importing registers the handle
 from gamevm.handlers.http import start_standby_server
 from gamevm.handlers.kube import load_api_client
 from gamevm.handlers.leader import LeaderElector, LeaseConfig
+from gamevm.limits import raise_open_files_limit
 from gamevm.logging_setup import configure_logging
 from gamevm.memory import start_trimming
 from gamevm.services.sharding import parse_shard
@@ -30,6 +31,7 @@ def run(*, verbose: bool = False) -> int:
     """Run until SIGTERM/SIGINT (or until the Lease is lost: exit code 3, restart)."""
     settings = Settings()
     configure_logging(settings.log_format, level=logging.DEBUG if verbose else logging.INFO)
+    raise_open_files_limit()
     return asyncio.run(_run(settings))
 
 

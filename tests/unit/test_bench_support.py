@@ -159,3 +159,22 @@ def test_limited_figures_and_scale_targets() -> None:
     lines = scale_target_lines({**summary_keys, "steady_n": None})
     assert any("provider requests per VM" in line and "MISS" in line for line in lines)
     assert any("Mongo writes per change" in line and "PASS" in line for line in lines)
+
+
+def test_the_steady_window_waits_for_every_vm_tracked_by_the_operator() -> None:
+    """bench.steady starts measuring only once `gamevm_vms` counts every VM (each has had
+    its first step), read from the operator's own exposition format."""
+    from prometheus_client import generate_latest
+
+    from bench.steady import tracked_vms
+    from gamevm import metrics
+
+    before = tracked_vms(generate_latest(metrics.REGISTRY).decode())
+    for n in range(3):
+        metrics.track_vm(f"bench-uid-{n}", phase="running", provider="tensordock", console="nes")
+    metrics.track_vm("bench-uid-3", phase="stopped", provider="tensordock", console="snes")
+    try:
+        assert tracked_vms(generate_latest(metrics.REGISTRY).decode()) == before + 4
+    finally:
+        for n in range(4):
+            metrics.forget_vm(f"bench-uid-{n}")

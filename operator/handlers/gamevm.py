@@ -23,7 +23,7 @@ from gamevm.handlers.kube import KubeError
 from gamevm.handlers.patching import merge_patch
 from gamevm.handlers.retention import acted_on_annotations, compact_held_body
 from gamevm.models.conditions import ConditionType
-from gamevm.models.enums import DeletionPolicy, VMStatus
+from gamevm.models.enums import CloudProvider, DeletionPolicy, VMStatus
 from gamevm.models.gamevm import GameVMSpec, GameVMStatus
 from gamevm.models.names import (
     ANNOTATION_PAUSED,
@@ -33,6 +33,7 @@ from gamevm.models.names import (
     VERSION,
 )
 from gamevm.models.reasons import Reason
+from gamevm.providers.budget import BudgetedProvider
 from gamevm.services.conditions import get_condition
 from gamevm.services.deletion import release
 from gamevm.services.lifecycle import Event, enter
@@ -125,13 +126,35 @@ async def _steps(
             return
         # Cleared before the step: a wake-up that arrives during the step is not lost.
         runtime.wake.clear()
-        delay = await _one_step(app, runtime, body, meta, configs)
+        status = runtime.status if runtime.status is not None else _raw(body, "status")
+        budget = _creating_at(app, status)
+        if budget is None:
+            delay = await _one_step(app, runtime, body, meta, configs)
+        else:
+            # Queued for the provider's create turn before the step builds anything.
+            async with budget.create_turn(str(meta["namespace"])):
+                delay = await _one_step(app, runtime, body, meta, configs)
         next_step = loop.time() + delay
         while not runtime.wake.is_set() and loop.time() < next_step:
             until = next_step if runtime.hold_until is None else min(next_step, runtime.hold_until)
             await _sleep_until_woken(runtime.wake, max(0.0, until - loop.time()))
             if runtime.hold_until is not None and loop.time() >= runtime.hold_until:
                 await _flush_held_status(app, runtime, meta)
+
+
+def _creating_at(app: AppContext, status: Mapping[str, Any]) -> BudgetedProvider | None:
+    """The provider budget whose create the VM's next step sends, as its status says: a
+    provider chosen, no instance yet, creating."""
+    if status.get("phase") != VMStatus.CREATING.value:
+        return None
+    if status.get("providerInstanceId"):
+        return None
+    decision = status.get("decision")
+    chosen = decision.get("chosenProvider") if isinstance(decision, Mapping) else None
+    try:
+        return app.budgets.get(CloudProvider(chosen)) if chosen else None
+    except ValueError:
+        return None
 
 
 async def _sleep_until_woken(wake: asyncio.Event, delay: float) -> None:

@@ -425,3 +425,33 @@ async def test_a_caller_with_the_address_needs_no_per_instance_look() -> None:
     await asyncio.gather(*(budget.observe(c.instance_id) for c in created))
     await asyncio.gather(*(budget.observe(c.instance_id, address=False) for c in created))
     assert inner.calls == Counter({"list": 1, "observe": 20})
+
+
+async def test_a_turn_taken_before_the_step_is_the_one_its_create_uses() -> None:
+    """`create_turn`: the create sent inside does not queue again (one slot: it would wait
+    for itself), an unused turn goes back, and waiting VMs count as queued creates."""
+    inner, clock = CountingProvider(), Clock()
+    budget = budgeted(inner, clock, create_concurrency=1)
+    async with asyncio.timeout(2):
+        async with budget.create_turn("team-a"):
+            await budget.create(spec("vm-a", "team-a"))
+        async with budget.create_turn("team-a"):
+            pass  # the step found nothing to create
+        # Both turns were given back: a plain create gets the only slot.
+        await budget.create(spec("vm-b", "team-a"))
+    assert inner.calls["create"] == 2
+
+    inner.gate = asyncio.Event()
+    holder = asyncio.create_task(budget.create(spec("vm-c")))
+    await asyncio.sleep(0.02)
+    waiting = [asyncio.create_task(_create_in_turn(budget, f"vm-w{i}")) for i in range(3)]
+    await asyncio.sleep(0.02)
+    assert budget.creates_waiting == 3
+    inner.gate.set()
+    await asyncio.gather(holder, *waiting)
+    assert inner.calls["create"] == 6
+
+
+async def _create_in_turn(budget: BudgetedProvider, name: str) -> None:
+    async with budget.create_turn("default"):
+        await budget.create(spec(name))

@@ -304,6 +304,11 @@ class Settings(BaseSettings):
     mirror_resync_interval: float = Field(
         default=300.0, gt=0, description="Seconds between full resyncs of the mirror."
     )
+    mirror_resync_page_size: int = Field(
+        default=100,
+        ge=1,
+        description="GameVMs per page of the resync's LIST (one page is held at a time).",
+    )
     terminated_retention_seconds: int = Field(
         default=30 * 24 * 3600,
         gt=0,

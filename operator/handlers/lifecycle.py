@@ -199,11 +199,12 @@ async def _read_credentials(kube: Kube, cfg: Settings) -> dict[str, str]:
 
 def _resync_source(app: AppContext, mirror: "Mirror") -> "ResyncSource":
     """The API server's view for the mirror's periodic and after-reconnect resyncs:
-    GameVMs in pages of GAMEVM_WATCH_LIST_CHUNK_SIZE, like kopf's own LIST."""
+    GameVMs in pages of GAMEVM_MIRROR_RESYNC_PAGE_SIZE (100: at 500, each resync still
+    raised the limited bench's RSS by 12-20 MB; bench/README.md)."""
     from gamevm.mirror.repository import ResyncSnapshot
 
     async def vm_pages() -> AsyncIterator[list["VMDocument"]]:
-        async for bodies in app.kube.gamevm_pages(app.settings.watch_list_chunk_size or None):
+        async for bodies in app.kube.gamevm_pages(app.settings.mirror_resync_page_size):
             yield mirror.vm_documents(bodies)
 
     async def snapshot() -> "ResyncSnapshot":

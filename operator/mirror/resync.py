@@ -9,9 +9,10 @@ that (e.g. an object created while the resync ran) and is left alone.
 
 ``Resyncer`` runs it at start, every ``interval`` seconds and after a reconnect, from the
 source the operator sets (the API server's LIST of both kinds). GameVMs come in pages
-(the LIST's ``limit``/``continue``) and are resynced page by page against the stored
-documents of that page: at 10,000 VMs neither the listing nor the stored collection is
-held whole (bench/README.md, memory), only the listed ids for the orphan pass.
+(``GAMEVM_MIRROR_RESYNC_PAGE_SIZE``, the LIST's ``limit``/``continue``) and are resynced
+page by page against the stored documents of that page: at 10,000 VMs neither the
+listing nor the stored collection is held whole (bench/README.md, memory), only the
+listed ids for the orphan pass.
 """
 
 import asyncio

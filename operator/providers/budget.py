@@ -53,6 +53,8 @@ log = logging.getLogger(__name__)
 
 NAMESPACE_TAG = "gamevm.dev/namespace"
 PASSING_STATES = frozenset({InstanceState.PENDING, InstanceState.STARTING, InstanceState.STOPPING})
+BUSY_OFFERS_INTERVAL = 600.0
+"""Seconds listed offers are reused while creates wait for a turn."""
 MAX_BUSY_INTERVAL = 30.0
 """Seconds a VM waiting to be seen running may wait for a list while creates go on."""
 T = TypeVar("T")
@@ -241,9 +243,15 @@ class BudgetedProvider:
     # -- offers ----------------------------------------------------------------------------
 
     async def offers(self, request: OfferRequest) -> list[Offer]:
-        """The provider's offers, listed at most once per `offers_interval` per request."""
+        """The provider's offers, listed at most once per `offers_interval` per request, or
+        per `BUSY_OFFERS_INTERVAL` while creates wait for a turn: a listing then costs the
+        requests of a create (each VM's create re-reads the offers at its turn; the offer
+        is still checked against its caps, and a placement gone fails over)."""
         cached = self._offers.get(request)
-        if cached is not None and self._clock() - cached[0] < self._settings.offers_interval:
+        max_age = self._settings.offers_interval
+        if self._turns.waiting:
+            max_age = max(max_age, BUSY_OFFERS_INTERVAL)
+        if cached is not None and self._clock() - cached[0] < max_age:
             return cached[1]
         return await self._flights.run(("offers", request), lambda: self._list_offers(request))
 

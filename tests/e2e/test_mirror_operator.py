@@ -168,14 +168,14 @@ def paged_resync_operator(
         cloudypad_sim,
         mongo_server,
         mongo_db_name,
-        {"GAMEVM_WATCH_LIST_CHUNK_SIZE": "2", "GAMEVM_MIRROR_RESYNC_INTERVAL": "2"},
+        {"GAMEVM_MIRROR_RESYNC_PAGE_SIZE": "2", "GAMEVM_MIRROR_RESYNC_INTERVAL": "2"},
     )
 
 
 def test_resync_in_pages_restores_every_page_and_ends_only_orphans(
     paged_resync_operator: MirroredOperator, gamevms: GameVMs
 ) -> None:
-    """The periodic resync lists GameVMs in pages (GAMEVM_WATCH_LIST_CHUNK_SIZE): VMs on
+    """The periodic resync lists GameVMs in pages (GAMEVM_MIRROR_RESYNC_PAGE_SIZE): VMs on
     every page come back when their documents are lost, and a VM on a later page is no
     orphan of an earlier one; a document of no listed VM becomes terminated."""
     mongo = MongoClient(paged_resync_operator.mongo.uri, tz_aware=True)

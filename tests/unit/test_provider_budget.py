@@ -455,3 +455,22 @@ async def test_a_turn_taken_before_the_step_is_the_one_its_create_uses() -> None
 async def _create_in_turn(budget: BudgetedProvider, name: str) -> None:
     async with budget.create_turn("default"):
         await budget.create(spec(name))
+
+
+async def test_offers_are_reused_longer_while_creates_wait_for_a_turn() -> None:
+    """Each VM re-reads the offers at its create turn: while creates queue, a fresh listing
+    every `offers_interval` would spend a create's requests on each one."""
+    inner, clock = CountingProvider(), Clock()
+    budget = budgeted(inner, clock, create_concurrency=1)
+    await budget.offers(REQUEST)
+    inner.gate = asyncio.Event()
+    queued = [asyncio.create_task(budget.create(spec(f"vm-{i}"))) for i in range(3)]
+    await asyncio.sleep(0.02)
+    assert budget.creates_waiting == 2
+    clock.now += 300  # ten offers intervals
+    await budget.offers(REQUEST)
+    assert inner.calls["offers"] == 1
+    inner.gate.set()
+    await asyncio.gather(*queued)
+    await budget.offers(REQUEST)  # nothing waits any more: the interval is 30 s again
+    assert inner.calls["offers"] == 2

@@ -20,7 +20,8 @@ its request limit.
   requests take the shared limiter's lowest priority (`gamevm.providers.priority`), so
   the observation list is never queued behind a burst of creates. The pace itself is the
   adapter's limiter (TensorDock: `TokenBucket` at 100 requests/min), which a 429 slows for
-  every caller.
+  every caller. A caller may wait for its turn before it builds the create
+  (`create_turn`), and offers are reused longer while creates wait (`BUSY_OFFERS_INTERVAL`).
 
 A name absent from a list is only trusted when the list was taken after this process's
 last ambiguous create of that name; names this process created are remembered, so a

@@ -17,9 +17,8 @@ from typing import Any
 
 import pytest
 
-from tests.fixtures.operator_env import GameVMs, OperatorUnderTest, start_operator
-from tests.fixtures.simulators import CloudyPadSimHandle, TensorDockSimHandle
-from tests.fixtures.stack import Kubectl, OperatorProcess
+from tests.fixtures.operator_env import GameVMs, OperatorUnderTest
+from tests.fixtures.stack import Kubectl
 
 pytestmark = pytest.mark.e2e
 
@@ -32,23 +31,14 @@ TIMEOUT = 24
 
 @pytest.fixture
 def sparse_operator(
-    kubectl: Kubectl,
-    operator_ns: str,
-    operator_process: Callable[..., OperatorProcess],
-    tensordock_sim: TensorDockSimHandle,
-    cloudypad_sim: CloudyPadSimHandle,
+    operator_starter: Callable[..., OperatorUnderTest],
 ) -> Callable[[float], OperatorUnderTest]:
     def start(max_interval: float) -> OperatorUnderTest:
-        return start_operator(
-            kubectl,
-            operator_ns,
-            operator_process,
-            tensordock_sim,
-            cloudypad_sim,
+        return operator_starter(
             {
                 "GAMEVM_ACTIVITY_INTERVAL": str(INTERVAL),
                 "GAMEVM_ACTIVITY_MAX_INTERVAL": str(max_interval),
-            },
+            }
         )
 
     return start

@@ -13,9 +13,8 @@ from collections.abc import Callable
 import pytest
 
 from bench.apimetrics import WriteKey, parse_request_totals, write_counts
-from tests.fixtures.operator_env import GameVMs, OperatorUnderTest, start_operator
-from tests.fixtures.simulators import CloudyPadSimHandle, TensorDockSimHandle
-from tests.fixtures.stack import Kubectl, OperatorProcess
+from tests.fixtures.operator_env import GameVMs, OperatorUnderTest
+from tests.fixtures.stack import Kubectl
 
 pytestmark = pytest.mark.e2e
 
@@ -28,22 +27,10 @@ EVENT_POST: WriteKey = ("POST", "events", "")
 
 @pytest.fixture
 def own_operator(
-    kubectl: Kubectl,
-    operator_ns: str,
-    operator_process: Callable[..., OperatorProcess],
-    tensordock_sim: TensorDockSimHandle,
-    cloudypad_sim: CloudyPadSimHandle,
-    namespace: str,
+    operator_starter: Callable[..., OperatorUnderTest], namespace: str
 ) -> OperatorUnderTest:
     """The operator, fast intervals, watching only this test's namespace."""
-    return start_operator(
-        kubectl,
-        operator_ns,
-        operator_process,
-        tensordock_sim,
-        cloudypad_sim,
-        {"GAMEVM_WATCH_NAMESPACES": json.dumps([namespace])},
-    )
+    return operator_starter({"GAMEVM_WATCH_NAMESPACES": json.dumps([namespace])})
 
 
 def _writes(kubectl: Kubectl) -> Counter[WriteKey]:

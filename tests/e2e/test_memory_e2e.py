@@ -12,9 +12,8 @@ from pathlib import Path
 import pytest
 
 from bench.apimetrics import parse_request_totals
-from tests.fixtures.operator_env import GameVMs, start_operator
-from tests.fixtures.simulators import CloudyPadSimHandle, TensorDockSimHandle
-from tests.fixtures.stack import Kubectl, OperatorProcess
+from tests.fixtures.operator_env import GameVMs, OperatorUnderTest
+from tests.fixtures.stack import Kubectl
 
 pytestmark = pytest.mark.e2e
 
@@ -24,21 +23,13 @@ LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 def test_held_bodies_keep_neither_managed_fields_nor_last_applied(
     kubectl: Kubectl,
-    operator_ns: str,
-    operator_process: Callable[..., OperatorProcess],
-    tensordock_sim: TensorDockSimHandle,
-    cloudypad_sim: CloudyPadSimHandle,
+    operator_starter: Callable[..., OperatorUnderTest],
     namespace: str,
     gamevms: GameVMs,
     tmp_path: Path,
 ) -> None:
     report = tmp_path / "held.json"
-    operator = start_operator(
-        kubectl,
-        operator_ns,
-        operator_process,
-        tensordock_sim,
-        cloudypad_sim,
+    operator = operator_starter(
         {
             "GAMEVM_WATCH_NAMESPACES": json.dumps([namespace]),
             "GAMEVM_TEST_HELD_BODIES": str(report),
@@ -84,10 +75,7 @@ def _namespaced_gamevm_lists(kubectl: Kubectl) -> int:
 
 def test_the_initial_list_comes_in_pages(
     kubectl: Kubectl,
-    operator_ns: str,
-    operator_process: Callable[..., OperatorProcess],
-    tensordock_sim: TensorDockSimHandle,
-    cloudypad_sim: CloudyPadSimHandle,
+    operator_starter: Callable[..., OperatorUnderTest],
     namespace: str,
     gamevms: GameVMs,
 ) -> None:
@@ -100,12 +88,7 @@ def test_the_initial_list_comes_in_pages(
         # Paused: the operator lists them and does nothing else (no provisioning).
         gamevms.annotate(name, "gamevm.dev/paused=true")
     before = _namespaced_gamevm_lists(kubectl)
-    operator = start_operator(
-        kubectl,
-        operator_ns,
-        operator_process,
-        tensordock_sim,
-        cloudypad_sim,
+    operator = operator_starter(
         {
             "GAMEVM_WATCH_NAMESPACES": json.dumps([namespace]),
             "GAMEVM_WATCH_LIST_CHUNK_SIZE": "2",

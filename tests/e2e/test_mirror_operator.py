@@ -13,11 +13,10 @@ from gamevm.mirror.documents import seed_content, stored_fields
 from gamevm.mirror.mapping import config_document_from, vm_document_from
 from gamevm.mirror.ordering import SEQ_FIELD
 from gamevm.models.documents import EMULATOR_CONFIG_COLLECTION, VM_COLLECTION
-from tests.fixtures.chaos import MirroredOperator, start_mirrored_operator
-from tests.fixtures.mongo import EXPECTED_CAPABILITIES, ON_EVERY_MONGO_SERVER, MongoServer
+from tests.fixtures.chaos import MirroredOperator
+from tests.fixtures.mongo import EXPECTED_CAPABILITIES, ON_EVERY_MONGO_SERVER
 from tests.fixtures.operator_env import GameVMs
-from tests.fixtures.simulators import CloudyPadSimHandle, TensorDockSimHandle
-from tests.fixtures.stack import Kubectl, OperatorProcess
+from tests.fixtures.stack import Kubectl
 from tests.unit.test_models_support import SEED_VM_DOCUMENT_FIELDS
 
 pytestmark = [pytest.mark.e2e, ON_EVERY_MONGO_SERVER]
@@ -150,25 +149,10 @@ def _assert_degradation_reported(
 
 
 @pytest.fixture
-def paged_resync_operator(
-    kubectl: Kubectl,
-    operator_ns: str,
-    operator_process: Callable[..., OperatorProcess],
-    tensordock_sim: TensorDockSimHandle,
-    cloudypad_sim: CloudyPadSimHandle,
-    mongo_server: MongoServer,
-    mongo_db_name: str,
-) -> MirroredOperator:
+def paged_resync_operator(mirrored_starter: Callable[..., MirroredOperator]) -> MirroredOperator:
     """The mirrored operator listing GameVMs two at a time, resyncing every 2 s."""
-    return start_mirrored_operator(
-        kubectl,
-        operator_ns,
-        operator_process,
-        tensordock_sim,
-        cloudypad_sim,
-        mongo_server,
-        mongo_db_name,
-        {"GAMEVM_MIRROR_RESYNC_PAGE_SIZE": "2", "GAMEVM_MIRROR_RESYNC_INTERVAL": "2"},
+    return mirrored_starter(
+        {"GAMEVM_MIRROR_RESYNC_PAGE_SIZE": "2", "GAMEVM_MIRROR_RESYNC_INTERVAL": "2"}
     )
 
 
